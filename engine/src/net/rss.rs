@@ -1,0 +1,1 @@
+//! Receive-side scaling: the Toeplitz hash, as NICs compute it.

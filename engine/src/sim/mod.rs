@@ -1,0 +1,1 @@
+//! Deterministic simulation: a virtual clock and hosts on the in-memory wire.
