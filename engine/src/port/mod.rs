@@ -21,10 +21,12 @@
 
 pub mod mem;
 pub mod rng;
+pub mod tap;
 
 pub use mem::{
     Impairment, MemConfigError, MemDevice, MemPortConfig, MemWire, PortStats, WireStats,
 };
+pub use tap::{TapDevice, TapError, TapStats};
 
 use crate::buf::PacketBuf;
 use crate::time::Instant;
