@@ -20,12 +20,14 @@
 //! traffic to a pcap file).
 
 pub mod mem;
+pub mod pcap;
 pub mod rng;
 pub mod tap;
 
 pub use mem::{
     Impairment, MemConfigError, MemDevice, MemPortConfig, MemWire, PortStats, WireStats,
 };
+pub use pcap::{PcapDevice, PcapWriter};
 pub use tap::{TapDevice, TapError, TapStats};
 
 use crate::buf::PacketBuf;
