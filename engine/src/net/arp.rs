@@ -181,6 +181,7 @@ enum Entry<B> {
 pub struct ArpCache<B> {
     config: ArpConfig,
     entries: BTreeMap<Ipv4Addr, Entry<B>>,
+    evictions: u64,
 }
 
 impl<B> ArpCache<B> {
@@ -189,6 +190,7 @@ impl<B> ArpCache<B> {
         ArpCache {
             config,
             entries: BTreeMap::new(),
+            evictions: 0,
         }
     }
 
@@ -200,6 +202,11 @@ impl<B> ArpCache<B> {
     /// Number of entries, resolved or not.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Resolved entries evicted so far to make room for new ones.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
     }
 
     /// Whether the cache is empty.
@@ -270,6 +277,7 @@ impl<B> ArpCache<B> {
         match oldest {
             Some((_, addr)) => {
                 self.entries.remove(&addr);
+                self.evictions += 1;
                 true
             }
             None => false,
@@ -609,6 +617,7 @@ mod tests {
             Update::NotPresent
         );
         assert_eq!(c.len(), 2);
+        assert_eq!(c.evictions(), 2);
         assert_eq!(c.remove(ip(4)).len(), 1);
     }
 }
