@@ -17,11 +17,18 @@
 //!
 //! No code in this module uses `unsafe`.
 
+pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod icmp;
+pub mod ipv4;
 
+pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use checksum::{Checksum, ChecksumCaps};
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
+pub use icmp::{DstUnreachable, DstUnreachable as Icmpv4DstUnreachable};
+pub use icmp::{Icmpv4Message, Icmpv4Packet, Icmpv4Repr};
+pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
 
 /// Why a header could not be parsed.
 #[non_exhaustive]
