@@ -14,6 +14,17 @@
 //!
 //! `now` is the worker's clock reading for the iteration; real devices ignore
 //! it, the in-memory wire uses it for delay and rate.
+//!
+//! Drivers: [`mem`] (the in-memory wire with software RSS and impairments),
+//! [`tap`] (a Linux TAP device), [`pcap`] (a wrapper recording any device's
+//! traffic to a pcap file).
+
+pub mod mem;
+pub mod rng;
+
+pub use mem::{
+    Impairment, MemConfigError, MemDevice, MemPortConfig, MemWire, PortStats, WireStats,
+};
 
 use crate::buf::PacketBuf;
 use crate::time::Instant;
@@ -72,5 +83,18 @@ pub trait Device {
     /// devices return `None`.
     fn poll_at(&self) -> Option<Instant> {
         None
+    }
+
+    /// Gives back a buffer the caller is done with (a consumed received
+    /// frame, a transmit buffer it decided not to send).
+    ///
+    /// Why this exists: heap-backed devices count their buffers to behave
+    /// like a NIC's fixed pool, and can reuse a buffer's memory and uncount
+    /// it only when it comes back. The default drops the buffer, which is
+    /// right for buffer types that return themselves to their pool on drop
+    /// (an owning mbuf wrapper). Not calling it is never unsafe: at worst a
+    /// heap-backed device's pool runs dry and `alloc_tx`/`rx_burst` stall.
+    fn recycle(&mut self, buf: Self::Buf) {
+        drop(buf);
     }
 }
