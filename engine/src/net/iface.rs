@@ -32,12 +32,12 @@ use crate::net::arp::{ArpAction, ArpCache, ArpConfig, Neighbour, Resolve, Update
 use crate::net::route::{Ipv4Cidr, NextHop, Route, RouteError, RoutingTable};
 use crate::net::stats::NetStats;
 use crate::time::Instant;
-use crate::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use crate::wire::checksum;
-use crate::wire::ethernet::{EtherType, EthernetFrame, EthernetRepr};
-use crate::wire::icmpv4::{Icmpv4Packet, Icmpv4Repr};
-use crate::wire::ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr, DEFAULT_TTL};
-use crate::wire::{ChecksumCaps, Error as WireError, EthernetAddress};
+use crate::wire::ipv4::DEFAULT_TTL;
+use crate::wire::{
+    ArpOperation, ArpPacket, ArpRepr, ChecksumCaps, Error as WireError, EtherType, EthernetAddress,
+    EthernetFrame, EthernetRepr, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
+};
 
 /// Smallest MTU every IPv4 link must carry (RFC 791: 68 octets).
 pub const MIN_MTU: usize = 68;
@@ -288,8 +288,7 @@ impl<B: PacketBuf> Interface<B> {
                 || ip.is_multicast()
                 || ip.is_broadcast()
                 || a.prefix_len > 32
-                || (a.prefix_len < 31
-                    && (a.broadcast() == Some(ip) || a.network().addr == ip));
+                || (a.prefix_len < 31 && (a.broadcast() == Some(ip) || a.network().addr == ip));
             if bad {
                 return Err(ConfigError::BadAddress(a));
             }
@@ -297,9 +296,7 @@ impl<B: PacketBuf> Interface<B> {
         }
         for r in &config.routes {
             let via = r.via.ok_or(ConfigError::RouteWithoutGateway(r.dest))?;
-            routes
-                .add_static(r.dest, via)
-                .map_err(ConfigError::Route)?;
+            routes.add_static(r.dest, via).map_err(ConfigError::Route)?;
         }
         if let Some(gw) = config.gateway {
             routes.set_default_gateway(gw).map_err(ConfigError::Route)?;
@@ -361,12 +358,7 @@ impl<B: PacketBuf> Interface<B> {
     }
 
     fn is_broadcast_ip(&self, dst: Ipv4Addr) -> bool {
-        dst.is_broadcast()
-            || self
-                .config
-                .addrs
-                .iter()
-                .any(|a| a.broadcast() == Some(dst))
+        dst.is_broadcast() || self.config.addrs.iter().any(|a| a.broadcast() == Some(dst))
     }
 
     /// Our address to send from towards next hop `hop` (RFC 1122 §3.3.4.3:
@@ -446,19 +438,19 @@ impl<B: PacketBuf> Interface<B> {
             if !for_us {
                 self.stats.drop_not_our_mac += 1;
                 self.discard(frame);
-                    return None;
+                return None;
             }
             if !eth.src_addr().is_unicast() {
                 // A group or zero source address is never a station's own
                 // (IEEE 802.3 §3.2.3).
                 self.stats.drop_malformed += 1;
                 self.discard(frame);
-                    return None;
+                return None;
             }
             if eth.ethertype() != EtherType::Vlan && eth.vlan_id() != self.config.vlan {
                 self.stats.drop_wrong_vlan += 1;
                 self.discard(frame);
-                    return None;
+                return None;
             }
             (eth.ethertype(), eth.header_len(), eth.src_addr())
         };
@@ -507,7 +499,7 @@ impl<B: PacketBuf> Interface<B> {
         if !sha.is_unicast() || spa.is_broadcast() || spa.is_multicast() {
             self.stats.drop_malformed += 1;
             self.discard(frame);
-                return;
+            return;
         }
         if self.has_addr(spa) {
             // RFC 5227 §2.4: someone else uses our address. Never learn it.
@@ -519,7 +511,7 @@ impl<B: PacketBuf> Interface<B> {
                 });
             }
             self.discard(frame);
-                return;
+            return;
         }
         let tpa = repr.target_protocol_addr;
         let for_us = self.has_addr(tpa);
@@ -546,11 +538,11 @@ impl<B: PacketBuf> Interface<B> {
         if !for_us {
             self.stats.arp_not_for_us += 1;
             self.discard(frame);
-                return;
+            return;
         }
         if repr.operation != ArpOperation::Request {
             self.discard(frame);
-                return;
+            return;
         }
         // RFC 826: swap sender and target, put in our address, set the
         // opcode to reply, send it to the requester (unicast), in place.
@@ -571,12 +563,12 @@ impl<B: PacketBuf> Interface<B> {
         if frame.len() != eth_len + reply.buffer_len() {
             self.stats.drop_truncated += 1;
             self.discard(frame);
-                return;
+            return;
         }
         if !self.emit_arp(frame.as_mut_slice(), &eth, &reply) {
             self.stats.drop_malformed += 1;
             self.discard(frame);
-                return;
+            return;
         }
         if self.push_tx(frame).is_ok() {
             self.stats.arp_tx_replies += 1;
@@ -610,7 +602,7 @@ impl<B: PacketBuf> Interface<B> {
             .get(eth_len..)
             .ok_or(WireError::Truncated)
             .and_then(Ipv4Packet::new_checked)
-            .and_then(|p| Ok((Ipv4Repr::parse(&p, &caps)?, p.header_len() as usize)));
+            .and_then(|p| Ok((Ipv4Repr::parse(&p, &caps)?, p.header_len())));
         let (repr, ip_len) = match parsed {
             Ok(r) => r,
             Err(e) => {
@@ -622,7 +614,7 @@ impl<B: PacketBuf> Interface<B> {
         if !self.accepts_ip(repr.dst_addr) {
             self.stats.drop_not_our_ip += 1;
             self.discard(frame);
-                return None;
+            return None;
         }
         // RFC 1122 §3.2.1.3: a source address must not be broadcast or
         // multicast; such a packet is silently discarded.
@@ -632,7 +624,7 @@ impl<B: PacketBuf> Interface<B> {
         {
             self.stats.drop_martian_source += 1;
             self.discard(frame);
-                return None;
+            return None;
         }
         self.stats.ipv4_rx_packets += 1;
         let payload_len = repr.payload_len;
@@ -641,7 +633,9 @@ impl<B: PacketBuf> Interface<B> {
                 self.receive_icmp(frame, eth_len, ip_len, &repr, src_mac);
                 None
             }
-            IpProtocol::Tcp | IpProtocol::Udp => self.deliver(frame, eth_len + ip_len, payload_len, repr),
+            IpProtocol::Tcp | IpProtocol::Udp => {
+                self.deliver(frame, eth_len + ip_len, payload_len, repr)
+            }
             _ if self.config.deliver_other_protocols => {
                 self.deliver(frame, eth_len + ip_len, payload_len, repr)
             }
@@ -663,7 +657,7 @@ impl<B: PacketBuf> Interface<B> {
         if frame.advance(offset).is_err() {
             self.stats.drop_truncated += 1;
             self.discard(frame);
-                return None;
+            return None;
         }
         // Drop Ethernet padding after the IPv4 total length.
         frame.truncate(payload_len);
@@ -850,7 +844,7 @@ impl<B: PacketBuf> Interface<B> {
             dst_addr: dst,
             protocol,
             payload_len: payload.len(),
-            hop_limit: DEFAULT_TTL,
+            ttl: DEFAULT_TTL,
             dscp_ecn: 0,
             ident: self.next_ident,
         };
@@ -932,7 +926,10 @@ impl<B: PacketBuf> Interface<B> {
             self.discard(buf);
             return Err(SendError::TooBig);
         };
-        repr.emit(&mut Icmpv4Packet::new_unchecked(bytes), &self.config.checksum);
+        repr.emit(
+            &mut Icmpv4Packet::new_unchecked(bytes),
+            &self.config.checksum,
+        );
         self.send_ipv4(now, dst, IpProtocol::Icmp, buf, alloc)?;
         self.stats.icmp_tx_echo_requests += 1;
         Ok(())
