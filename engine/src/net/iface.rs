@@ -340,6 +340,14 @@ impl<B: PacketBuf> Interface<B> {
         self.arp.get(addr)
     }
 
+    /// Whether the interface has work in progress besides routine timers:
+    /// frames to transmit, announcements due, or neighbours being resolved.
+    /// A simulation is idle when no interface is busy and no frame is in
+    /// flight.
+    pub fn is_busy(&self) -> bool {
+        !self.tx.is_empty() || self.announce_at.is_some() || self.arp.unresolved() > 0
+    }
+
     /// Whether `addr` is one of ours.
     pub fn has_addr(&self, addr: Ipv4Addr) -> bool {
         self.config.addrs.iter().any(|a| a.addr == addr)
