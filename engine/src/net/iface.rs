@@ -1084,3 +1084,237 @@ impl<B: PacketBuf> Interface<B> {
         self.events.pop_front()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buf::{HeapBuf, HeapPool};
+
+    const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+    const PEER: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+
+    fn cfg() -> InterfaceConfig {
+        InterfaceConfig::new(MAC, "198.18.0.2/24".parse().unwrap())
+    }
+
+    fn iface() -> Interface<HeapBuf> {
+        let mut c = cfg();
+        c.announce = false;
+        Interface::new(c, Instant::ZERO).unwrap()
+    }
+
+    fn pool() -> HeapPool {
+        HeapPool::new(2048, 128, 64)
+    }
+
+    #[test]
+    fn config_errors_are_named() {
+        let t = Instant::ZERO;
+        let mut c = cfg();
+        c.mac = EthernetAddress::BROADCAST;
+        assert!(matches!(
+            Interface::<HeapBuf>::new(c, t),
+            Err(ConfigError::MacNotUnicast(_))
+        ));
+        let mut c = cfg();
+        c.addrs.clear();
+        assert_eq!(
+            Interface::<HeapBuf>::new(c, t).unwrap_err(),
+            ConfigError::NoAddress
+        );
+        for bad in [
+            "198.18.0.0/24",
+            "198.18.0.255/24",
+            "224.0.0.1/4",
+            "0.0.0.0/8",
+        ] {
+            let mut c = cfg();
+            c.addrs = vec![bad.parse().unwrap()];
+            let e = Interface::<HeapBuf>::new(c, t).unwrap_err();
+            assert!(matches!(e, ConfigError::BadAddress(_)), "{bad}");
+            assert!(e.to_string().contains(bad.split('/').next().unwrap()));
+        }
+        let mut c = cfg();
+        c.mtu = 67;
+        assert_eq!(
+            Interface::<HeapBuf>::new(c, t).unwrap_err(),
+            ConfigError::MtuTooSmall(67)
+        );
+        let mut c = cfg();
+        c.gateway = Some(Ipv4Addr::new(10, 0, 0, 1));
+        let e = Interface::<HeapBuf>::new(c, t).unwrap_err();
+        assert!(e.to_string().contains("10.0.0.1"), "{e}");
+        let mut c = cfg();
+        c.vlan = Some(4095);
+        assert_eq!(
+            Interface::<HeapBuf>::new(c, t).unwrap_err(),
+            ConfigError::BadVlan(4095)
+        );
+    }
+
+    #[test]
+    fn send_errors() {
+        let mut i = iface();
+        let mut p = pool();
+        let t = Instant::ZERO;
+        let big = HeapBuf::from_slice(&[0; 1481], 128);
+        assert_eq!(
+            i.send_ipv4(
+                t,
+                Ipv4Addr::new(198, 18, 0, 3),
+                IpProtocol::Udp,
+                big,
+                &mut p
+            ),
+            Err(SendError::TooBig)
+        );
+        let cramped = HeapBuf::from_slice(&[0; 8], 20);
+        assert_eq!(
+            i.send_ipv4(
+                t,
+                Ipv4Addr::new(198, 18, 0, 3),
+                IpProtocol::Udp,
+                cramped,
+                &mut p
+            ),
+            Err(SendError::NoHeadroom)
+        );
+        let b = HeapBuf::from_slice(&[0; 8], 128);
+        assert_eq!(
+            i.send_ipv4(t, Ipv4Addr::new(198, 18, 0, 2), IpProtocol::Udp, b, &mut p),
+            Err(SendError::LocalDestination)
+        );
+        let b = HeapBuf::from_slice(&[0; 8], 128);
+        assert_eq!(
+            i.send_ipv4(t, Ipv4Addr::new(8, 8, 8, 8), IpProtocol::Udp, b, &mut p),
+            Err(SendError::NoRoute)
+        );
+        assert_eq!(i.stats().drop_no_route, 1);
+        let mut empty = HeapPool::new(2048, 128, 0);
+        assert_eq!(
+            i.send_ping(t, Ipv4Addr::new(198, 18, 0, 3), 1, 1, b"", &mut empty),
+            Err(SendError::NoBuffer)
+        );
+        assert_eq!(i.stats().drop_no_buffer, 1);
+        assert!(SendError::NoRoute.to_string().contains("route"));
+    }
+
+    #[test]
+    fn broadcast_send_needs_no_arp_and_vlan_is_tagged() {
+        let mut c = cfg();
+        c.announce = false;
+        c.vlan = Some(5);
+        let mut i = Interface::new(c, Instant::ZERO).unwrap();
+        let mut p = pool();
+        let b = HeapBuf::from_slice(&[1, 2, 3, 4], 128);
+        i.send_ipv4(
+            Instant::ZERO,
+            Ipv4Addr::BROADCAST,
+            IpProtocol::Udp,
+            b,
+            &mut p,
+        )
+        .unwrap();
+        let f = i.poll_transmit().unwrap();
+        let eth = EthernetFrame::new_checked(f.as_slice()).unwrap();
+        assert_eq!(eth.dst_addr(), EthernetAddress::BROADCAST);
+        assert_eq!(eth.vlan_id(), Some(5));
+        assert_eq!(eth.ethertype(), EtherType::Ipv4);
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        let repr = Ipv4Repr::parse(&ip, &ChecksumCaps::SOFTWARE).unwrap();
+        assert_eq!(repr.ttl, 64);
+        assert!(ip.dont_frag());
+        assert_eq!(ip.payload(), &[1, 2, 3, 4]);
+        assert!(!i.is_busy());
+    }
+
+    #[test]
+    fn echo_reply_is_built_in_place_and_verifies() {
+        let mut i = iface();
+        let mut p = pool();
+        let caps = ChecksumCaps::SOFTWARE;
+        let icmp = Icmpv4Repr::EchoRequest {
+            ident: 9,
+            seq_no: 77,
+            data: b"abcdefg",
+        };
+        let ip = Ipv4Repr {
+            src_addr: Ipv4Addr::new(198, 18, 0, 3),
+            dst_addr: Ipv4Addr::new(198, 18, 0, 2),
+            protocol: IpProtocol::Icmp,
+            payload_len: icmp.buffer_len(),
+            ttl: 3,
+            dscp_ecn: 0,
+            ident: 5,
+        };
+        // 60-byte minimum frame: the padding must not be echoed.
+        let mut v = vec![0u8; 60];
+        EthernetRepr {
+            src_addr: PEER,
+            dst_addr: MAC,
+            ethertype: EtherType::Ipv4,
+            vlan: None,
+        }
+        .emit(&mut EthernetFrame::new_unchecked(&mut v[..14]));
+        ip.emit(&mut Ipv4Packet::new_unchecked(&mut v[14..34]), &caps);
+        icmp.emit(
+            &mut Icmpv4Packet::new_unchecked(&mut v[34..34 + icmp.buffer_len()]),
+            &caps,
+        );
+        let buf = HeapBuf::from_slice(&v, 0);
+        assert!(i.receive(Instant::ZERO, buf, &mut p).is_none());
+        let out = i.poll_transmit().unwrap();
+        assert_eq!(out.len(), 14 + ip.buffer_len());
+        let eth = EthernetFrame::new_checked(out.as_slice()).unwrap();
+        assert_eq!((eth.src_addr(), eth.dst_addr()), (MAC, PEER));
+        let pkt = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        let r = Ipv4Repr::parse(&pkt, &caps).unwrap();
+        assert_eq!(r.src_addr, ip.dst_addr);
+        assert_eq!(r.dst_addr, ip.src_addr);
+        assert_eq!(r.ttl, DEFAULT_TTL);
+        let ipayload = pkt.payload();
+        let reply = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(ipayload).unwrap(), &caps);
+        assert_eq!(
+            reply,
+            Ok(Icmpv4Repr::EchoReply {
+                ident: 9,
+                seq_no: 77,
+                data: b"abcdefg"
+            })
+        );
+        assert_eq!(i.stats().icmp_tx_echo_replies, 1);
+        assert_eq!(i.poll_recycle().map(|b| b.len()), None);
+    }
+
+    #[test]
+    fn udp_is_delivered_at_its_payload() {
+        let mut i = iface();
+        let mut p = pool();
+        let caps = ChecksumCaps::SOFTWARE;
+        let ip = Ipv4Repr {
+            src_addr: Ipv4Addr::new(198, 18, 0, 3),
+            dst_addr: Ipv4Addr::new(198, 18, 0, 2),
+            protocol: IpProtocol::Udp,
+            payload_len: 3,
+            ttl: 64,
+            dscp_ecn: 0,
+            ident: 1,
+        };
+        let mut v = vec![0u8; 60];
+        EthernetRepr {
+            src_addr: PEER,
+            dst_addr: MAC,
+            ethertype: EtherType::Ipv4,
+            vlan: None,
+        }
+        .emit(&mut EthernetFrame::new_unchecked(&mut v[..14]));
+        ip.emit(&mut Ipv4Packet::new_unchecked(&mut v[14..34]), &caps);
+        v[34..37].copy_from_slice(&[7, 8, 9]);
+        let d = i
+            .receive(Instant::ZERO, HeapBuf::from_slice(&v, 0), &mut p)
+            .unwrap();
+        assert_eq!(d.buf.as_slice(), &[7, 8, 9]);
+        assert_eq!(d.repr.src_addr, ip.src_addr);
+        assert_eq!(i.stats().ipv4_delivered, 1);
+    }
+}
