@@ -8,6 +8,7 @@
 //!   routing (connected subnets and a default gateway), ICMP echo, counters.
 //! - [`buf`]: packet buffers with headroom, and pools.
 //! - [`port`]: the device trait and its drivers (in-memory wire, TAP, pcap tap).
+//! - [`rt`]: the loop joining a device queue to the stack.
 //! - [`sim`]: a virtual clock and a harness driving hosts on the in-memory
 //!   wire, for deterministic tests.
 //!
@@ -17,6 +18,7 @@
 pub mod buf;
 pub mod net;
 pub mod port;
+pub mod rt;
 pub mod sim;
 pub mod time;
 pub mod wire;

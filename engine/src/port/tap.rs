@@ -474,6 +474,10 @@ mod tests {
     #[test]
     fn kernel_answers_arp_through_the_tap() {
         if !is_root() {
+            assert!(
+                std::env::var_os("WIRESPEED_REQUIRE_ROOT_TESTS").is_none(),
+                "this test needs root and WIRESPEED_REQUIRE_ROOT_TESTS is set"
+            );
             eprintln!("skipped: creating a TAP in a new network namespace needs root");
             return;
         }

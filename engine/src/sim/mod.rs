@@ -24,7 +24,7 @@
 
 use core::fmt;
 
-use crate::buf::{BufAlloc, HeapBuf, PacketBuf};
+use crate::buf::{HeapBuf, PacketBuf};
 use crate::net::{ConfigError, Interface, InterfaceConfig, Ipv4Delivery, NetEvent, NetStats};
 use crate::port::{Device, MemConfigError, MemDevice, MemPortConfig, MemWire};
 use crate::time::{Duration, Instant};
@@ -66,16 +66,7 @@ impl Clock {
     }
 }
 
-/// Lends a device's own buffer pool to the interface as a [`BufAlloc`].
-#[derive(Debug)]
-pub struct DeviceAlloc<'a, D>(pub &'a mut D);
-
-impl<D: Device> BufAlloc for DeviceAlloc<'_, D> {
-    type Buf = D::Buf;
-    fn alloc(&mut self) -> Option<D::Buf> {
-        self.0.alloc_tx()
-    }
-}
+pub use crate::rt::DeviceAlloc;
 
 /// What a host's receive hook decided about a frame.
 #[derive(Debug)]
