@@ -22,6 +22,7 @@ pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
+pub mod tcp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use checksum::{Checksum, ChecksumCaps};
@@ -29,6 +30,7 @@ pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
 pub use icmp::{DstUnreachable, DstUnreachable as Icmpv4DstUnreachable};
 pub use icmp::{Icmpv4Message, Icmpv4Packet, Icmpv4Repr};
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
+pub use tcp::{TcpFlags, TcpOption, TcpOptions, TcpPacket, TcpRepr, TcpSeqNumber};
 
 /// Why a header could not be parsed.
 #[non_exhaustive]
@@ -65,6 +67,14 @@ impl std::error::Error for Error {}
 pub(crate) fn read_u16(data: &[u8], at: usize) -> Option<u16> {
     match data.get(at..at.checked_add(2)?)? {
         [a, b] => Some(u16::from_be_bytes([*a, *b])),
+        _ => None,
+    }
+}
+/// Reads a big-endian `u32` at `at`; `None` past the end of `data`.
+#[inline]
+pub(crate) fn read_u32(data: &[u8], at: usize) -> Option<u32> {
+    match data.get(at..at.checked_add(4)?)? {
+        [a, b, c, d] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
         _ => None,
     }
 }
