@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let mut p = Icmpv4Packet::new_unchecked(&mut out[..]);
     repr.emit(&mut p, &ChecksumCaps::SOFTWARE);
     let p = Icmpv4Packet::new_checked(&out[..]).expect("emitted ICMP too short");
-    let again = Icmpv4Repr::parse(&p, &ChecksumCaps::SOFTWARE).expect("emitted ICMP does not parse");
+    let again =
+        Icmpv4Repr::parse(&p, &ChecksumCaps::SOFTWARE).expect("emitted ICMP does not parse");
     assert_eq!(repr, again);
 });

@@ -9,7 +9,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(packet) = Ipv4Packet::new_checked(data) else {
         return;
     };
-    let _ = (packet.is_fragment(), packet.verify_checksum(), packet.payload().len());
+    let _ = (
+        packet.is_fragment(),
+        packet.verify_checksum(),
+        packet.payload().len(),
+    );
     let trusting = ChecksumCaps {
         ipv4: Checksum::None,
         ..ChecksumCaps::SOFTWARE

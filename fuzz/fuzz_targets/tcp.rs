@@ -14,21 +14,22 @@ fuzz_target!(|data: &[u8]| {
     let Ok(packet) = TcpPacket::new_checked(data) else {
         return;
     };
-    let _ = TcpRepr::parse(&packet, &SRC, &DST, &ChecksumCaps::SOFTWARE);
+    let _ = TcpRepr::parse(&packet, SRC, DST, &ChecksumCaps::SOFTWARE);
     let trusting = ChecksumCaps {
         tcp: Checksum::None,
         ..ChecksumCaps::SOFTWARE
     };
-    let Ok(repr) = TcpRepr::parse(&packet, &SRC, &DST, &trusting) else {
+    let Ok(repr) = TcpRepr::parse(&packet, SRC, DST, &trusting) else {
         return;
     };
     let hl = repr.header_len();
     let mut out = vec![0u8; hl + repr.payload.len()];
     out[hl..].copy_from_slice(repr.payload);
     let mut p = TcpPacket::new_unchecked(&mut out[..]);
-    repr.emit(&mut p, &SRC, &DST, &ChecksumCaps::SOFTWARE);
+    repr.emit(&mut p, SRC, DST, &ChecksumCaps::SOFTWARE);
     let p = TcpPacket::new_checked(&out[..]).expect("emitted TCP too short");
-    assert!(p.verify_checksum(&SRC, &DST));
-    let again = TcpRepr::parse(&p, &SRC, &DST, &ChecksumCaps::SOFTWARE).expect("emitted TCP does not parse");
+    assert!(p.verify_checksum(SRC, DST));
+    let again =
+        TcpRepr::parse(&p, SRC, DST, &ChecksumCaps::SOFTWARE).expect("emitted TCP does not parse");
     assert_eq!(repr, again);
 });
