@@ -18,6 +18,7 @@ pub mod buf;
 pub mod net;
 pub mod port;
 pub mod sim;
+pub mod tcp;
 pub mod time;
 pub mod wire;
 
