@@ -6,6 +6,7 @@ use core::net::Ipv4Addr;
 pub mod isn;
 pub mod siphash;
 pub mod timer;
+pub mod wheel;
 
 /// A connection's addresses and ports, from our side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
