@@ -4,6 +4,7 @@
 use core::net::Ipv4Addr;
 
 pub mod isn;
+pub mod rtt;
 pub mod siphash;
 pub mod timer;
 pub mod wheel;
