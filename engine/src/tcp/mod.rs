@@ -3,6 +3,7 @@
 
 use core::net::Ipv4Addr;
 
+pub mod cc;
 pub mod isn;
 pub mod rtt;
 pub mod siphash;

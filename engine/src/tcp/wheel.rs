@@ -589,7 +589,10 @@ mod tests {
                 assert_eq!(i % 2, 1, "a cancelled timer fired");
                 assert!(d <= now.as_nanos(), "fired early");
                 // Not due at the previous poll (at most one tick late).
-                assert!(d.div_ceil(tick_ns) > prev.as_nanos() / tick_ns, "fired late");
+                assert!(
+                    d.div_ceil(tick_ns) > prev.as_nanos() / tick_ns,
+                    "fired late"
+                );
                 fired += 1;
             });
             prev = now;
