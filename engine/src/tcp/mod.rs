@@ -7,6 +7,7 @@ pub mod cc;
 pub mod isn;
 pub mod rtt;
 pub mod siphash;
+pub mod syncookie;
 pub mod timer;
 pub mod wheel;
 

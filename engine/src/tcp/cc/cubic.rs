@@ -12,9 +12,9 @@
 use super::{CongestionController, Window};
 use crate::time::{Duration, Instant};
 
-/// `C` (§5: "C SHOULD be set to 0.4").
+/// `C` (§4.1.2: "C SHOULD be set to 0.4").
 pub const C: f64 = 0.4;
-/// `β_cubic` (§4.6: "SHOULD be set to 0.7").
+/// `β_cubic` (§4.1.2, §4.6: "SHOULD be set to 0.7").
 pub const BETA: f64 = 0.7;
 /// `α_cubic = 3·(1 − β) / (1 + β)` (§4.3), about 0.529.
 pub const ALPHA: f64 = 3.0 * (1.0 - BETA) / (1.0 + BETA);
