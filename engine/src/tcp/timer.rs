@@ -200,7 +200,7 @@ mod tests {
     fn set_get_stop() {
         let mut t = TimerTable::new();
         assert_eq!(t.next(), None);
-        t.set(Timer::Keepalive, ms(7200_000));
+        t.set(Timer::Keepalive, ms(7_200_000));
         t.set(Timer::Rto, ms(200));
         assert_eq!(t.get(Timer::Rto), Some(ms(200)));
         assert!(t.is_set(Timer::Keepalive));
@@ -209,7 +209,7 @@ mod tests {
         assert_eq!(t.get(Timer::Rto), Some(ms(400)));
         t.stop(Timer::Rto);
         assert_eq!(t.get(Timer::Rto), None);
-        assert_eq!(t.next(), Some((Timer::Keepalive, ms(7200_000))));
+        assert_eq!(t.next(), Some((Timer::Keepalive, ms(7_200_000))));
         t.stop_all();
         assert_eq!(t.next(), None);
     }
