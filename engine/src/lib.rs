@@ -20,6 +20,7 @@ pub mod net;
 pub mod port;
 pub mod rt;
 pub mod sim;
+pub mod tcp;
 pub mod time;
 pub mod wire;
 
