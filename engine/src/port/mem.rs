@@ -527,6 +527,7 @@ impl MemWire {
                 },
                 pool: HeapPool::new(config.buf_size, config.headroom, config.pool_limit),
                 rng: Rng::from_parts(&[self.inner.seed, index as u64, u64::from(queue)]),
+                gather: Vec::new(),
             })
             .collect())
     }
@@ -594,6 +595,8 @@ pub struct MemDevice {
     caps: DeviceCaps,
     pool: HeapPool,
     rng: Rng,
+    /// Gathers a frame's own bytes and its attached payload.
+    gather: Vec<u8>,
 }
 
 impl core::fmt::Debug for MemDevice {
@@ -777,7 +780,16 @@ impl Device for MemDevice {
     fn tx_burst(&mut self, now: Instant, frames: &mut Vec<HeapBuf>) -> usize {
         let n = frames.len();
         for buf in core::mem::take(frames) {
-            self.send(now, buf.as_slice());
+            if buf.attached().is_empty() {
+                self.send(now, buf.as_slice());
+            } else {
+                let mut gather = core::mem::take(&mut self.gather);
+                gather.clear();
+                gather.extend_from_slice(buf.as_slice());
+                gather.extend_from_slice(buf.attached());
+                self.send(now, &gather);
+                self.gather = gather;
+            }
             self.pool.recycle(buf);
         }
         n
@@ -869,6 +881,27 @@ mod tests {
         fn send<T: Send>() {}
         send_sync::<MemWire>();
         send::<MemDevice>();
+    }
+
+    #[test]
+    fn attached_payload_arrives_as_one_frame() {
+        let wire = MemWire::new(1);
+        let mut a = port(&wire, 1, 1, Impairment::NONE);
+        let mut b = port(&wire, 2, 1, Impairment::NONE);
+        let f = raw(mac(2), mac(1), 0x0806, 60);
+        let mut payload = HeapBuf::new(128, 0);
+        payload.append(46).unwrap().copy_from_slice(&f[14..]);
+        let kept = payload.share();
+        let mut head = a[0].alloc_tx().unwrap();
+        head.append(14).unwrap().copy_from_slice(&f[..14]);
+        head.attach(payload).unwrap();
+        let mut v = vec![head];
+        assert_eq!(a[0].tx_burst(Instant::ZERO, &mut v), 1);
+        assert_eq!(recv(&mut b[0], Instant::ZERO), vec![f.clone()]);
+        // The sender's handle went back to its pool; the kept one is whole.
+        assert!(!kept.is_shared());
+        assert_eq!(kept.as_slice(), &f[14..]);
+        assert_eq!(wire.port_stats(0).unwrap().tx_bytes, 60);
     }
 
     #[test]

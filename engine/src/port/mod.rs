@@ -76,6 +76,8 @@ pub trait Device {
 
     /// Sends frames from the front of `frames`, removing those taken; returns
     /// how many were taken. Frames not taken (ring full) stay in `frames`.
+    /// Each frame on the wire is the buffer's own bytes followed by its
+    /// attached payload ([`PacketBuf::attached`]), if any.
     fn tx_burst(&mut self, now: Instant, frames: &mut Vec<Self::Buf>) -> usize;
 
     /// An empty transmit buffer with the device's headroom, or `None` when the

@@ -156,7 +156,9 @@ impl<D: Device, W: Write> Device for PcapDevice<D, W> {
             self.scratch.clear();
             self.ends.clear();
             for buf in frames.iter() {
+                // A frame's own bytes, then its attached payload.
                 self.scratch.extend_from_slice(buf.as_slice());
+                self.scratch.extend_from_slice(buf.attached());
                 self.ends.push(self.scratch.len());
             }
         }

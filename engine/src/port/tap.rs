@@ -364,11 +364,23 @@ impl Device for TapDevice {
     fn tx_burst(&mut self, _now: Instant, frames: &mut Vec<HeapBuf>) -> usize {
         let mut taken = 0;
         while let Some(buf) = frames.get(taken) {
-            let frame = buf.as_slice();
-            // SAFETY: `frame` is a readable region of exactly `frame.len()`
-            // bytes that lives through the call.
-            let rc =
-                unsafe { libc::write(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
+            // A frame's own bytes, then its attached payload: one writev,
+            // one frame on the TAP.
+            let (head, tail) = (buf.as_slice(), buf.attached());
+            let iov = [
+                libc::iovec {
+                    iov_base: head.as_ptr() as *mut libc::c_void,
+                    iov_len: head.len(),
+                },
+                libc::iovec {
+                    iov_base: tail.as_ptr() as *mut libc::c_void,
+                    iov_len: tail.len(),
+                },
+            ];
+            let iovcnt = if tail.is_empty() { 1 } else { 2 };
+            // SAFETY: each iovec describes a readable region (`head`, `tail`)
+            // that lives through the call; writev only reads them.
+            let rc = unsafe { libc::writev(self.fd.as_raw_fd(), iov.as_ptr(), iovcnt) };
             if rc >= 0 {
                 self.stats.tx_frames += 1;
             } else {
