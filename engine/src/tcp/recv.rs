@@ -1187,9 +1187,10 @@ mod tests {
         let mut q = Q::new(sq(0), 100_000, 8);
         // Nothing advertised yet (edge at rcv_nxt): full window, scaled down.
         assert_eq!(q.advertise(7, 1460, sq(0)), (100_000 >> 7) as u16);
-        let edge = (100_000 >> 7) << 7; // 99_968
-                                        // 100 bytes arrive and stay unread: the edge stays at 99_968, which
-                                        // is not a multiple of 128 from rcv_nxt = 100: round up, not down.
+        // Advertised edge: 99_968. Then 100 bytes arrive and stay unread:
+        // the edge stays, 99_868 bytes from rcv_nxt = 100, not a multiple
+        // of 128: round up, not down.
+        let edge = (100_000 >> 7) << 7;
         let _ = put(&mut q, 0, &[0; 100]);
         let f = q.advertise(7, 1460, sq(edge));
         assert!(100 + (u32::from(f) << 7) >= edge);
