@@ -390,6 +390,8 @@ impl<B: PacketBuf> RecvQueue<B> {
                 return Insert::Dropped(DropReason::TooManyOutOfOrder, buf);
             }
         }
+        // An in-order newcomer that replaces held pieces fills a hole too.
+        let replaced_held = s == 0 && !covered.is_empty();
         let trimmed = (len - (e - s)) as u32;
         self.stats.trimmed_bytes = self.stats.trimmed_bytes.saturating_add(trimmed);
         for p in self.ooo.drain(covered) {
@@ -411,7 +413,7 @@ impl<B: PacketBuf> RecvQueue<B> {
         }
         let mut advanced_by = chunk.len;
         self.append_in_order(chunk);
-        let mut filled_hole = false;
+        let mut filled_hole = replaced_held;
         // Hole fill: move pieces that now start at rcv_nxt.
         while self.ooo.first().is_some_and(|p| self.rel(p.seq) <= 0) {
             let p = self.ooo.remove(0);
@@ -911,6 +913,22 @@ mod tests {
         assert_eq!(drain_recycle(&mut q), 2);
         let _ = put(&mut q, 0, b"012345678");
         assert_eq!(read_all(&mut q), b"012345678xyyzzzzzzzzCCCC");
+    }
+
+    #[test]
+    fn in_order_segment_covering_held_pieces_fills_the_hole() {
+        let mut q = Q::new(sq(0), 1000, 8);
+        let _ = put(&mut q, 5, b"fg");
+        assert!(matches!(
+            put(&mut q, 0, b"abcdefghij"),
+            Insert::InOrder {
+                advanced_by: 10,
+                filled_hole: true
+            }
+        ));
+        assert!(!q.has_gaps());
+        assert_eq!(drain_recycle(&mut q), 1);
+        assert_eq!(read_all(&mut q), b"abcdefghij");
     }
 
     #[test]
