@@ -51,6 +51,7 @@ use core::net::Ipv4Addr;
 
 pub mod cc;
 pub mod isn;
+pub mod recv;
 pub mod rtt;
 pub mod siphash;
 pub mod syncookie;
@@ -59,6 +60,7 @@ pub mod wheel;
 
 pub use cc::{CcAlgorithm, CongestionControl, CongestionController};
 pub use isn::IsnGenerator;
+pub use recv::{Insert, RecvQueue};
 pub use rtt::{RttConfig, RttEstimator};
 pub use syncookie::{CookieInfo, SynCookies};
 pub use timer::{Timer, TimerTable};
