@@ -52,6 +52,7 @@ use core::net::Ipv4Addr;
 pub mod cc;
 pub mod isn;
 pub mod rtt;
+pub mod script;
 pub mod siphash;
 pub mod syncookie;
 pub mod timer;
