@@ -140,8 +140,8 @@ pub mod run;
 
 pub use parse::{parse, parse_named, ParseError};
 pub use run::{
-    run_dir, run_file, run_parsed, run_script, run_script_named, DirReport, Report, RunError, ScriptEndpoint,
-    ScriptError,
+    run_dir, run_file, run_parsed, run_script, run_script_named, DirReport, Report, RunError,
+    ScriptEndpoint, ScriptError,
 };
 
 /// Timing tolerance before any `tolerance` directive (packetdrill's default).

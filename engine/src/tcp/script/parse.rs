@@ -176,9 +176,8 @@ fn lex(line: &str) -> Result<Vec<(usize, Tok)>, (usize, String)> {
                                     }
                                 }
                                 other => {
-                                    let found = other.map_or("end of line".to_string(), |c| {
-                                        format!("`\\{c}`")
-                                    });
+                                    let found = other
+                                        .map_or("end of line".to_string(), |c| format!("`\\{c}`"));
                                     return Err((
                                         esc_col,
                                         format!(
@@ -293,7 +292,10 @@ impl<'a> Parser<'a> {
 
     /// "expected `what`, found <the next token>", at the next token.
     fn expected(&self, what: &str) -> ParseError {
-        self.error_at(self.column(), format!("expected {what}, found {}", self.found()))
+        self.error_at(
+            self.column(),
+            format!("expected {what}, found {}", self.found()),
+        )
     }
 
     /// The next token as a word, or an "expected" error.
@@ -380,9 +382,7 @@ impl<'a> Parser<'a> {
         let bad = || {
             self.error_at(
                 col,
-                format!(
-                    "expected a time (`0.1`, `+0.1`, `*`, or a range `+0~+0.2`), found `{w}`"
-                ),
+                format!("expected a time (`0.1`, `+0.1`, `*`, or a range `+0~+0.2`), found `{w}`"),
             )
         };
         if w == "*" {
@@ -600,9 +600,9 @@ impl<'a> Parser<'a> {
                     payload = Some(bytes.clone());
                 }
                 _ => {
-                    return Err(self.expected(
-                        "`ack`, `win`, `<options>`, a payload string or end of line",
-                    ))
+                    return Err(
+                        self.expected("`ack`, `win`, `<options>`, a payload string or end of line")
+                    )
                 }
             }
         }
@@ -644,10 +644,10 @@ impl<'a> Parser<'a> {
                     ));
                 }
                 self.pos += 1;
-                if !matches!(self.bump(), Some((_, Tok::Punct('>')))) {
-                    self.pos = self.pos.saturating_sub(1);
+                if !matches!(self.peek(), Some((_, Tok::Punct('>')))) {
                     return Err(self.expected("`>` after `<...`"));
                 }
+                self.pos += 1;
                 return Ok(Options::Any);
             }
         }
@@ -680,12 +680,12 @@ impl<'a> Parser<'a> {
         let (_, name) = self.word(what)?;
         Ok(match name {
             "mss" => OptSpec::Mss(self.u16_field("an MSS (0..=65535) or `*`", inject)?),
-            "wscale" => {
-                OptSpec::WindowScale(match self.num_or_any("a shift count (0..=255) or `*`", 255, inject)? {
+            "wscale" => OptSpec::WindowScale(
+                match self.num_or_any("a shift count (0..=255) or `*`", 255, inject)? {
                     Field::Any => Field::Any,
                     Field::Is(n) => Field::Is(n as u8),
-                })
-            }
+                },
+            ),
             "sackOK" => OptSpec::SackPermitted,
             "nop" => OptSpec::Nop,
             "eol" => OptSpec::Eol,
@@ -766,5 +766,548 @@ pub(crate) fn option_len(o: &OptSpec) -> usize {
         OptSpec::Sack(Field::Any) => 2,
         OptSpec::Timestamp { .. } => 10,
         OptSpec::Unknown { data, .. } => 2 + data.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn one(text: &str) -> LineKind {
+        let s = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(s.lines.len(), 1, "{text}");
+        s.lines.into_iter().next().map(|l| l.kind).unwrap()
+    }
+
+    fn event(text: &str) -> (TimeSpec, Action) {
+        match one(text) {
+            LineKind::Event { time, action } => (time, action),
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+
+    fn inject(text: &str) -> Segment {
+        match event(text).1 {
+            Action::Inject(s) => s,
+            other => panic!("not an injection: {other:?}"),
+        }
+    }
+
+    fn expect(text: &str) -> Segment {
+        match event(text).1 {
+            Action::Expect(s) => s,
+            other => panic!("not an expectation: {other:?}"),
+        }
+    }
+
+    fn err(text: &str) -> ParseError {
+        match parse_named("t.pkt", text) {
+            Ok(s) => panic!("{text}: parsed as {s:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// Asserts an error's position and that its message holds every piece.
+    fn assert_err(text: &str, line: usize, column: usize, pieces: &[&str]) {
+        let e = err(text);
+        let shown = e.to_string();
+        assert_eq!((e.line, e.column), (line, column), "{shown}");
+        assert!(
+            shown.starts_with(&format!("t.pkt:{line}:{column}: ")),
+            "{shown}"
+        );
+        for p in pieces {
+            assert!(shown.contains(p), "`{p}` not in: {shown}");
+        }
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(event("0 connect").0, TimeSpec::At(Time::Absolute(0)));
+        assert_eq!(
+            event("0.250 connect").0,
+            TimeSpec::At(Time::Absolute(250_000_000))
+        );
+        assert_eq!(
+            event("+0.1 connect").0,
+            TimeSpec::At(Time::Relative(100_000_000))
+        );
+        assert_eq!(
+            event("+1.000000001 connect").0,
+            TimeSpec::At(Time::Relative(1_000_000_001))
+        );
+        assert_eq!(event("* connect").0, TimeSpec::Any);
+        assert_eq!(
+            event("+0~+0.2 > . 1:1(0) ack 1").0,
+            TimeSpec::Range(Time::Relative(0), Time::Relative(200_000_000))
+        );
+        assert_eq!(
+            event("~+0.2 > . 1:1(0) ack 1").0,
+            TimeSpec::Range(Time::Relative(0), Time::Relative(200_000_000))
+        );
+        assert_eq!(
+            event("0.1~0.3 > . 1:1(0) ack 1").0,
+            TimeSpec::Range(Time::Absolute(100_000_000), Time::Absolute(300_000_000))
+        );
+    }
+
+    #[test]
+    fn inject_syn_with_every_option() {
+        let s = inject(
+            "+0 < S 0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7,sack 1:2 3:4,eol>",
+        );
+        assert_eq!(s.flags, TcpFlags::SYN);
+        assert_eq!(s.seq, Field::Is(SeqRange { start: 0, len: 0 }));
+        assert_eq!(s.ack, None);
+        assert_eq!(s.win, Field::Is(65535));
+        assert_eq!(
+            s.options,
+            Options::List(vec![
+                OptSpec::Mss(Field::Is(1460)),
+                OptSpec::SackPermitted,
+                OptSpec::Timestamp {
+                    val: Field::Is(100),
+                    ecr: Field::Is(0)
+                },
+                OptSpec::Nop,
+                OptSpec::WindowScale(Field::Is(7)),
+                OptSpec::Sack(Field::Is(vec![(1, 2), (3, 4)])),
+                OptSpec::Eol,
+            ])
+        );
+        assert_eq!(s.payload, None);
+    }
+
+    #[test]
+    fn flags_and_ack() {
+        let all = inject("0 < FSRP.UEW 0:0(0) ack 1");
+        assert_eq!(all.flags.bits(), 0xff);
+        // `ack N` implies ACK.
+        let synack = inject("0 < S 0:0(0) ack 1");
+        assert_eq!(synack.flags, TcpFlags::SYN | TcpFlags::ACK);
+        assert_eq!(synack.ack, Some(Field::Is(1)));
+        assert_eq!(inject("0 < - 0:0(0)").flags, TcpFlags::empty());
+        assert_eq!(
+            inject("0 < F. 1:1(0) ack 1").flags,
+            TcpFlags::FIN | TcpFlags::ACK
+        );
+        // An expected `.` without `ack` accepts any acknowledgment number.
+        assert_eq!(expect("0 > . 1:1(0)").ack, Some(Field::Any));
+        // An injected segment without `win` carries 65535; expected: any.
+        assert_eq!(inject("0 < R 0:0(0)").win, Field::Is(65535));
+        assert_eq!(expect("0 > R 0:0(0)").win, Field::Any);
+    }
+
+    #[test]
+    fn payloads() {
+        let s = inject("+0 < P. 1:1001(1000) ack 1 win 257");
+        assert_eq!(
+            s.seq,
+            Field::Is(SeqRange {
+                start: 1,
+                len: 1000
+            })
+        );
+        assert_eq!(s.payload, None);
+        let s = inject(r#"+0 < P. 1:8(7) ack 1 "a\"\\\n\x00\t\0""#);
+        assert_eq!(s.payload, Some(b"a\"\\\n\x00\t\0".to_vec()));
+        // Sequence numbers wrap.
+        let s = inject("0 < . 4294967295:9(10) ack 1");
+        assert_eq!(
+            s.seq,
+            Field::Is(SeqRange {
+                start: u32::MAX,
+                len: 10
+            })
+        );
+    }
+
+    #[test]
+    fn wildcards() {
+        let s = expect("+0 > S. * ack * win * <mss *,wscale *,sack *,TS val * ecr 100>");
+        assert_eq!(s.seq, Field::Any);
+        assert_eq!(s.ack, Some(Field::Any));
+        assert_eq!(s.win, Field::Any);
+        assert_eq!(
+            s.options,
+            Options::List(vec![
+                OptSpec::Mss(Field::Any),
+                OptSpec::WindowScale(Field::Any),
+                OptSpec::Sack(Field::Any),
+                OptSpec::Timestamp {
+                    val: Field::Any,
+                    ecr: Field::Is(100)
+                },
+            ])
+        );
+        assert_eq!(expect("0 > . 1:1(0) ack 1 <...>").options, Options::Any);
+        assert_eq!(
+            expect("0 > . 1:1(0) ack 1").options,
+            Options::List(Vec::new())
+        );
+    }
+
+    #[test]
+    fn commands() {
+        let (_, a) = event(r#"+0 write 1000 "two words" x"#);
+        assert_eq!(
+            a,
+            Action::Command(Command {
+                name: "write".into(),
+                args: vec!["1000".into(), "two words".into(), "x".into()],
+            })
+        );
+        let (_, a) = event("+0 expect event connected");
+        let Action::Command(c) = a else { panic!() };
+        assert_eq!((c.name.as_str(), c.args.len()), ("expect", 2));
+    }
+
+    #[test]
+    fn directives_and_comments() {
+        let s = parse(
+            "// header comment\n\
+             # another\n\
+             \n\
+             local 10.0.0.2:8080   // trailing\n\
+             remote 10.0.0.1:1234 # trailing\n\
+             mss 1400\n\
+             peer_isn 4294967000\n\
+             seq absolute\n\
+             tolerance 0.01\n\
+             0 connect\n\
+             tolerance 0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.config.local,
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 8080)
+        );
+        assert_eq!(
+            s.config.remote,
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1234)
+        );
+        assert_eq!(s.config.mss, Some(1400));
+        assert_eq!(s.config.peer_isn, 4_294_967_000);
+        assert!(!s.config.relative);
+        let numbers: Vec<usize> = s.lines.iter().map(|l| l.number).collect();
+        assert_eq!(numbers, [4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(
+            s.lines[5].kind,
+            LineKind::Directive(Directive::Tolerance(Duration::from_millis(10)))
+        );
+        assert_eq!(
+            s.config,
+            ScriptConfig {
+                mss: Some(1400),
+                peer_isn: 4_294_967_000,
+                relative: false,
+                ..s.config
+            }
+        );
+    }
+
+    #[test]
+    fn round_trip() {
+        // (input, normalised form)
+        let corpus = [
+            ("0 connect", "0 connect"),
+            ("+0.100 listen 8080", "+0.1 listen 8080"),
+            ("*   accept", "* accept"),
+            ("+0 expect state ESTABLISHED", "+0 expect state ESTABLISHED"),
+            (r#"+0 write "a b""#, r#"+0 write "a b""#),
+            (
+                "+0 < S 0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>",
+                "+0 < S 0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>",
+            ),
+            (
+                "+0 > S. 0:0(0) ack 1 <mss 1460>",
+                "+0 > S. 0:0(0) ack 1 win * <mss 1460>",
+            ),
+            (
+                "+0 > S. 0:0(0) ack 1 <...>",
+                "+0 > S. 0:0(0) ack 1 win * <...>",
+            ),
+            ("+0 < . 1:1(0) ack 1", "+0 < . 1:1(0) ack 1 win 65535"),
+            ("+0 < S 0:0(0) ack 5", "+0 < S. 0:0(0) ack 5 win 65535"),
+            (
+                "0.5 > .P 1:11(10) ack 1 win 0",
+                "0.5 > P. 1:11(10) ack 1 win 0",
+            ),
+            (
+                r#"+0  <  P.  1:4(3)  ack 1  win 100  "a\x01b"  // comment"#,
+                r#"+0 < P. 1:4(3) ack 1 win 100 "a\x01b""#,
+            ),
+            ("~+0.2 > F. 1:1(0) ack 2", "+0~+0.2 > F. 1:1(0) ack 2 win *"),
+            ("0.1~+0.3 > R 1:1(0)", "0.1~+0.3 > R 1:1(0) win *"),
+            ("* > . * ack *", "* > . * ack * win *"),
+            (
+                "+0 > . 1:1(0) ack 1 <nop,nop,sack 1001:2001 3001:4001>",
+                "+0 > . 1:1(0) ack 1 win * <nop,nop,sack 1001:2001 3001:4001>",
+            ),
+            (
+                "+0 > . 1:1(0) ack 1 <TS val * ecr *,eol>",
+                "+0 > . 1:1(0) ack 1 win * <TS val * ecr *,eol>",
+            ),
+            ("+0 < - 0:0(0) win 0", "+0 < - 0:0(0) win 0"),
+            ("tolerance 0.010", "tolerance 0.01"),
+            ("local 198.18.0.2:80", "local 198.18.0.2:80"),
+            ("remote 198.18.0.1:40000", "remote 198.18.0.1:40000"),
+            ("mss 1460", "mss 1460"),
+            ("peer_isn 7", "peer_isn 7"),
+            ("seq absolute", "seq absolute"),
+        ];
+        for (input, normal) in corpus {
+            let rendered = one(input).to_string();
+            assert_eq!(rendered, normal, "from {input}");
+            // The normal form is a fixed point.
+            assert_eq!(one(normal).to_string(), normal);
+        }
+    }
+
+    #[test]
+    fn errors_name_position_and_expectation() {
+        assert_err("0 < X 0:0(0)", 1, 5, &["expected TCP flags", "found `X`"]);
+        assert_err("0 < SS 0:0(0)", 1, 5, &["expected TCP flags", "`SS`"]);
+        assert_err(
+            "0 < S",
+            1,
+            6,
+            &["expected a sequence range", "found end of line"],
+        );
+        assert_err(
+            "0 < S 0-0(0)",
+            1,
+            7,
+            &["expected a sequence range", "`0-0(0)`"],
+        );
+        assert_err("0 < S 0:5(4)", 1, 7, &["end - start is 5", "length says 4"]);
+        assert_err(
+            "0 < S 0:0(0) win 70000",
+            1,
+            18,
+            &["expected a window", "`70000`"],
+        );
+        assert_err(
+            "0 < S 0:0(0) ack",
+            1,
+            17,
+            &["expected an acknowledgment number", "end of line"],
+        );
+        assert_err("0 < S 0:0(0) ack 1 ack 2", 1, 20, &["`ack` given twice"]);
+        assert_err("0 < S 0:0(0) win 1 win 2", 1, 20, &["`win` given twice"]);
+        assert_err(
+            "0 < S 0:0(0) foo",
+            1,
+            14,
+            &["expected `ack`, `win`", "found `foo`"],
+        );
+        assert_err(
+            "0 < S 0:0(0) <mss 1460",
+            1,
+            23,
+            &["expected `,` or `>`", "end of line"],
+        );
+        assert_err(
+            "0 < S 0:0(0) <mss>",
+            1,
+            18,
+            &["expected an MSS", "found `>`"],
+        );
+        assert_err(
+            "0 < S 0:0(0) <bogus 1>",
+            1,
+            15,
+            &["expected a TCP option", "`bogus`"],
+        );
+        assert_err(
+            "0 < S 0:0(0) <TS 1 ecr 2>",
+            1,
+            18,
+            &["expected `val`", "`1`"],
+        );
+        assert_err(
+            "0 < S 0:0(0) <TS val 1 2>",
+            1,
+            24,
+            &["expected `ecr`", "`2`"],
+        );
+        assert_err(
+            "0 < S 0:0(0) <wscale 256>",
+            1,
+            22,
+            &["expected a shift count", "`256`"],
+        );
+        assert_err(
+            "0 < S 0:0(0) <sack>",
+            1,
+            19,
+            &["expected a SACK block", "`>`"],
+        );
+        assert_err(
+            "0 < S 0:0(0) <sack 1-2>",
+            1,
+            20,
+            &["expected a SACK block", "`1-2`"],
+        );
+        assert_err(
+            "0 < . 1:1(0) ack 1 <sack 1:2 3:4 5:6 7:8 9:10>",
+            1,
+            42,
+            &["at most 4 SACK blocks"],
+        );
+        assert_err(
+            "0 < S 0:0(0) <TS val 1 ecr 2,TS val 1 ecr 2,TS val 1 ecr 2,TS val 1 ecr 2,nop>",
+            1,
+            14,
+            &["options take 41 bytes, at most 40 fit"],
+        );
+        assert_err(
+            "0 < S 0:0(0) win *",
+            1,
+            18,
+            &["wildcard `*` is only allowed in expected"],
+        );
+        assert_err(
+            "0 < S * win 1",
+            1,
+            7,
+            &["wildcard `*` is only allowed in expected"],
+        );
+        assert_err("0 < . 1:1(0) ack *", 1, 18, &["wildcard"]);
+        assert_err("0 < S 0:0(0) <mss *>", 1, 19, &["wildcard"]);
+        assert_err(
+            "0 < S 0:0(0) <...>",
+            1,
+            15,
+            &["`<...>` (any options) is only allowed"],
+        );
+        assert_err("0 > S 0:0(0) <...", 1, 18, &["expected `>` after `<...`"]);
+        assert_err("0 < . 1:1(0)", 1, 5, &["ACK flag `.` needs `ack N`"]);
+        assert_err(
+            r#"0 < P. 1:3(2) ack 1 "abc""#,
+            1,
+            21,
+            &["payload string is 3 bytes", "length is 2"],
+        );
+        assert_err(
+            r#"0 < P. 1:3(2) ack 1 "ab"#,
+            1,
+            21,
+            &["unterminated string"],
+        );
+        assert_err(r#"0 write "\q""#, 1, 10, &["expected an escape", "`\\q`"]);
+        assert_err(r#"0 write "\x4""#, 1, 10, &["two hex digits"]);
+        assert_err(
+            "0 < S 0:65536(65536)",
+            1,
+            7,
+            &["payload length 65536 is larger than 65535"],
+        );
+        assert_err("+x connect", 1, 1, &["expected a time", "`+x`"]);
+        assert_err("0.1234567891 connect", 1, 1, &["expected a time"]);
+        assert_err("1~ connect", 1, 1, &["expected a time"]);
+        assert_err(
+            "0",
+            1,
+            2,
+            &["expected `<`, `>` or a command", "end of line"],
+        );
+        assert_err("0 , x", 1, 3, &["expected `<`, `>` or a command", "`,`"]);
+        assert_err(
+            "+0 write 1 , 2",
+            1,
+            12,
+            &["expected a command argument", "`,`"],
+        );
+        assert_err(
+            "+0~+1 connect",
+            1,
+            1,
+            &["time range is only allowed on expected"],
+        );
+        assert_err(
+            "frobnicate 1",
+            1,
+            1,
+            &["expected a time or a directive", "`frobnicate`"],
+        );
+        assert_err(
+            "tolerance",
+            1,
+            10,
+            &["expected a tolerance in seconds", "end of line"],
+        );
+        assert_err(
+            "tolerance -1",
+            1,
+            11,
+            &["expected a tolerance in seconds", "`-1`"],
+        );
+        assert_err(
+            "local 1.2.3.4",
+            1,
+            7,
+            &["expected an IPv4 address and port", "`1.2.3.4`"],
+        );
+        assert_err(
+            "remote 1.2.3.4:0",
+            1,
+            8,
+            &["expected an IPv4 address and port"],
+        );
+        assert_err("mss 1460 1", 1, 10, &["expected end of line", "`1`"]);
+        assert_err(
+            "seq sideways",
+            1,
+            5,
+            &["expected `relative` or `absolute`", "`sideways`"],
+        );
+        assert_err("peer_isn 4294967296", 1, 10, &["expected an ISN"]);
+        assert_err(
+            "0 connect\nlocal 1.2.3.4:5",
+            2,
+            1,
+            &["directive `local` must come before the first event"],
+        );
+        // Line numbers count blank and comment lines.
+        assert_err(
+            "# c\n\n0 connect\n0 < Q 0:0(0)",
+            4,
+            5,
+            &["expected TCP flags"],
+        );
+    }
+
+    #[test]
+    fn never_panics_on_odd_text() {
+        for text in [
+            "",
+            "<",
+            ">",
+            "\"",
+            "0 <",
+            "0 >",
+            "0 < S 0:0(0) <",
+            "0 < S 0:0(0) <,",
+            "~",
+            "+",
+            "*",
+            "+.5 x",
+            "0 < S :(",
+            "0 < S 1:(0)",
+            "0 < S ((((",
+            "0 > S. 0:0(0) <... x>",
+            "\u{feff}0 connect",
+            "0 < S 0:0(0) <TS",
+            "0 < S 0:0(0) <TS val",
+            "é",
+            "0 é",
+            "0 < S 0:0(0) \"\\",
+            "18446744073709551616 connect",
+            "18446744073.709551615 x",
+        ] {
+            let _ = parse(text);
+        }
     }
 }

@@ -272,8 +272,7 @@ pub fn run_parsed<E: ScriptEndpoint + ?Sized>(
             end: Instant::ZERO,
         },
     };
-    r.ep
-        .start(&cfg)
+    r.ep.start(&cfg)
         .map_err(|m| r.fail(0, format!("the endpoint refused the configuration: {m}")))?;
     for line in &script.lines {
         match &line.kind {
@@ -438,9 +437,10 @@ impl<E: ScriptEndpoint + ?Sized> Runner<'_, E> {
                 let bytes = self.build(seg).map_err(|m| self.fail(n, m))?;
                 let (src, dst) = (*self.cfg.remote.ip(), *self.cfg.local.ip());
                 let packet = TcpPacket::new_unchecked(&bytes[..]);
-                let repr = TcpRepr::parse(&packet, src, dst, &ChecksumCaps::SOFTWARE).map_err(
-                    |e| self.fail(n, format!("the injected segment does not parse back: {e}")),
-                )?;
+                let repr =
+                    TcpRepr::parse(&packet, src, dst, &ChecksumCaps::SOFTWARE).map_err(|e| {
+                        self.fail(n, format!("the injected segment does not parse back: {e}"))
+                    })?;
                 self.ep.inject(now, &repr);
                 self.report.injected += 1;
             }
@@ -696,10 +696,9 @@ impl<E: ScriptEndpoint + ?Sized> Runner<'_, E> {
                 },
                 OptSpec::Nop => TcpOption::NoOperation,
                 OptSpec::Eol => TcpOption::EndOfList,
-                OptSpec::Unknown { kind, data } if data.len() <= 38 => TcpOption::Unknown {
-                    kind: *kind,
-                    data,
-                },
+                OptSpec::Unknown { kind, data } if data.len() <= 38 => {
+                    TcpOption::Unknown { kind: *kind, data }
+                }
                 other => return Err(format!("option `{other}` cannot be injected")),
             };
             if rest.len() < opt.buffer_len() {
