@@ -559,3 +559,142 @@ fn folder_report_lists_each_failure() {
     );
     assert!(shown.ends_with("3 scripts, 2 failed"), "{shown}");
 }
+
+/// Sends whatever bytes it was given, on `emit`; optionally keeps sending
+/// forever or keeps a timer armed in the past.
+#[derive(Debug, Default)]
+struct Canned {
+    cfg: ScriptConfig,
+    queue: Vec<Vec<u8>>,
+    ready: usize,
+    endless: bool,
+    stuck_timer: bool,
+}
+
+impl ScriptEndpoint for Canned {
+    fn start(&mut self, config: &ScriptConfig) -> Result<(), String> {
+        self.cfg = *config;
+        Ok(())
+    }
+    fn inject(&mut self, _: Instant, _: &TcpRepr<'_>) {}
+    fn poll_transmit(&mut self, _: Instant) -> Option<Vec<u8>> {
+        if self.endless {
+            return Some(vec![0; 20]);
+        }
+        if self.ready > 0 && !self.queue.is_empty() {
+            self.ready -= 1;
+            return Some(self.queue.remove(0));
+        }
+        None
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.stuck_timer.then_some(Instant::ZERO)
+    }
+    fn handle_timeout(&mut self, _: Instant) {}
+    fn command(&mut self, _: Instant, _: &Command) -> Result<(), String> {
+        self.ready += 1;
+        Ok(())
+    }
+}
+
+fn canned_err(canned: &mut Canned, text: &str) -> String {
+    match run_script(text, canned) {
+        Err(ScriptError::Run(e)) => e.to_string(),
+        other => panic!("expected a run error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_segments_from_the_endpoint_are_errors() {
+    let cfg = ScriptConfig::default();
+    let good = |src_port: u16| {
+        let repr = TcpRepr {
+            src_port,
+            dst_port: cfg.remote.port(),
+            seq_number: TcpSeqNumber(1),
+            ack_number: None,
+            flags: TcpFlags::RST,
+            window_len: 0,
+            max_seg_size: None,
+            window_scale: None,
+            sack_permitted: false,
+            sack_ranges: [None; 4],
+            timestamp: None,
+            payload: &[],
+        };
+        let mut buf = vec![0u8; repr.buffer_len()];
+        repr.emit_with_payload(
+            &mut buf,
+            *cfg.local.ip(),
+            *cfg.remote.ip(),
+            &ChecksumCaps::SOFTWARE,
+        )
+        .unwrap();
+        buf
+    };
+    let script = "0 emit\n+0 > R 1:1(0)\n";
+    // The right segment passes (absolute numbers: no SYN seen yet).
+    let mut c = Canned {
+        queue: vec![good(80)],
+        ..Canned::default()
+    };
+    run_script(script, &mut c).unwrap();
+    // Wrong source port.
+    let mut c = Canned {
+        queue: vec![good(81)],
+        ..Canned::default()
+    };
+    let msg = canned_err(&mut c, script);
+    assert!(msg.contains("segment differs in ports"), "{msg}");
+    assert!(
+        msg.contains("ports: expected 80 > 40000, got 81 > 40000"),
+        "{msg}"
+    );
+    // Bad checksum.
+    let mut bad = good(80);
+    bad[16] ^= 0xff;
+    let mut c = Canned {
+        queue: vec![bad],
+        ..Canned::default()
+    };
+    let msg = canned_err(&mut c, script);
+    assert!(
+        msg.contains(
+            "does not parse as TCP from 198.18.0.2:80 to 198.18.0.1:40000: checksum mismatch"
+        ),
+        "{msg}"
+    );
+    // Garbage, and garbage nobody expects.
+    let mut c = Canned {
+        queue: vec![vec![1, 2, 3]],
+        ..Canned::default()
+    };
+    let msg = canned_err(&mut c, script);
+    assert!(msg.contains("does not parse as TCP"), "{msg}");
+    let mut c = Canned {
+        queue: vec![vec![1, 2, 3]],
+        ..Canned::default()
+    };
+    let msg = canned_err(&mut c, "0 emit\n");
+    assert!(
+        msg.contains("unexpected segment sent at 0 after the last line"),
+        "{msg}"
+    );
+    assert!(msg.contains("3 bytes that do not parse as TCP"), "{msg}");
+}
+
+#[test]
+fn a_stuck_endpoint_is_an_error_not_a_hang() {
+    let mut c = Canned {
+        endless: true,
+        ..Canned::default()
+    };
+    let msg = canned_err(&mut c, "0 emit\n");
+    assert!(msg.contains("kept transmitting"), "{msg}");
+    let mut c = Canned {
+        stuck_timer: true,
+        ..Canned::default()
+    };
+    let msg = canned_err(&mut c, "1 emit\n");
+    assert!(msg.contains("stays armed after firing"), "{msg}");
+}

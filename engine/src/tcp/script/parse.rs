@@ -1279,6 +1279,18 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any text built from the grammar's characters parses or fails
+        /// with a position inside the text; it never panics.
+        #[test]
+        fn never_panics(text in "[ +~*.:()<>,\"\\\\x0-9SFRPUEW.a-z/#\n-]{0,60}") {
+            if let Err(e) = parse(&text) {
+                let line = text.lines().nth(e.line - 1).unwrap_or("");
+                proptest::prop_assert!(e.column >= 1 && e.column <= line.chars().count() + 1);
+            }
+        }
+    }
+
     #[test]
     fn never_panics_on_odd_text() {
         for text in [
