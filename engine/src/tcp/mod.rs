@@ -53,6 +53,7 @@ pub mod cc;
 pub mod isn;
 pub mod recv;
 pub mod rtt;
+pub mod script;
 pub mod siphash;
 pub mod syncookie;
 pub mod timer;
