@@ -7,7 +7,9 @@
 //! - [`SmolDevice`] implements smoltcp's `phy::Device` over a [`MemDevice`]:
 //!   received frames are the device's own [`HeapBuf`]s, transmit tokens hold a
 //!   buffer from the device's pool, checksums are computed and verified in
-//!   software both ways (the mem port offloads nothing).
+//!   software both ways (the mem port offloads nothing). Frames are taken
+//!   one per `receive`, after the reply buffer, so any pool of two or more
+//!   buffers makes progress.
 //! - [`SmolHost`] is an `Interface`, a `SocketSet` and a `SmolDevice`, with
 //!   small helpers for TCP (`listen`, `connect`, `send`, `recv`, `close`) and
 //!   ICMP echo.
@@ -20,6 +22,15 @@
 //! is truncated to whole microseconds on the way in; a smoltcp deadline of
 //! `T` µs comes back as exactly `T` µs, at which the truncated clock reads
 //! `T` and the timer fires, so rounding never makes the driver spin.
+//!
+//! What smoltcp 0.14 brings as a peer (see `tests/smoltcp_peer.rs`): no
+//! SACK, a 1 s minimum RTO and go-back-N after a timeout, so a loss costs
+//! seconds of virtual time; per-frame jitter larger than a frame's
+//! serialisation time (which shuffles whole windows) leaves it almost
+//! stuck; and a fast retransmit that finds only a FIN unacknowledged
+//! leaves it without a timer, stuck in FIN-WAIT-1, CLOSING or LAST-ACK.
+//! A test that sees a smoltcp end stall with nothing scheduled should
+//! check for that last case before blaming the other end.
 //!
 //! Use from an integration test with `#[path = "support/smol.rs"] mod smol;`.
 
