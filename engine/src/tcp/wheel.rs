@@ -289,7 +289,7 @@ impl<T> TimerWheel<T> {
 
     fn tick_ceil(&self, t: Instant) -> u64 {
         let n = t.as_nanos();
-        n / self.tick_ns + u64::from(n % self.tick_ns != 0)
+        n / self.tick_ns + u64::from(!n.is_multiple_of(self.tick_ns))
     }
 
     fn live(&self, handle: TimerHandle) -> Option<u32> {

@@ -1482,7 +1482,7 @@ mod tests {
         fn roundtrip((repr, payload) in arb_repr()) {
             let repr = TcpRepr { payload: &payload, ..repr };
             let hl = repr.header_len();
-            prop_assert!(hl <= MAX_HEADER_LEN && hl % 4 == 0);
+            prop_assert!(hl <= MAX_HEADER_LEN && hl.is_multiple_of(4));
             let mut buf = vec![0u8; repr.buffer_len()];
             prop_assert_eq!(repr.emit_with_payload(&mut buf, SRC, DST, &SW), Ok(buf.len()));
             let p = TcpPacket::new_checked(&buf[..]).unwrap();
