@@ -50,14 +50,19 @@
 use core::net::Ipv4Addr;
 
 pub mod cc;
+pub mod config;
+pub mod conn;
 pub mod isn;
 pub mod rtt;
+pub mod send;
 pub mod siphash;
 pub mod syncookie;
 pub mod timer;
 pub mod wheel;
 
 pub use cc::{CcAlgorithm, CongestionControl, CongestionController};
+pub use config::{Keepalive, TcpConfig};
+pub use conn::{rst_for, CloseReason, ConnStats, Connection, Event, State};
 pub use isn::IsnGenerator;
 pub use rtt::{RttConfig, RttEstimator};
 pub use syncookie::{CookieInfo, SynCookies};
