@@ -108,12 +108,15 @@ impl<B: PacketBuf> Connection<B> {
 
         // TIME-WAIT: a retransmitted FIN is acknowledged and restarts the
         // 2·MSL wait (§3.10.7.4, eighth step).
-        if self.state == State::TimeWait && fin && !rst && !syn {
-            if seq.wrapping_add(plen).wrapping_add(1) == self.rcv_nxt() {
-                self.flags |= F_ACK_NOW;
-                self.timers.set(Timer::TimeWait, now + 2 * self.cfg.msl);
-                return;
-            }
+        if self.state == State::TimeWait
+            && fin
+            && !rst
+            && !syn
+            && seq.wrapping_add(plen).wrapping_add(1) == self.rcv_nxt()
+        {
+            self.flags |= F_ACK_NOW;
+            self.timers.set(Timer::TimeWait, now + 2 * self.cfg.msl);
+            return;
         }
 
         // PAWS, RFC 7323 §5.3: an older TSval marks an old duplicate. RSTs
