@@ -38,13 +38,12 @@ use super::FourTuple;
 
 mod input;
 mod output;
-mod recvq;
 mod timers;
 
 #[cfg(test)]
 mod tests;
 
-pub use recvq::{Insert, RecvQueue, RecvStats};
+use super::recv::{Insert, RecvQueue, RecvStats};
 
 /// Connection states, RFC 9293 §3.3.2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
