@@ -50,16 +50,21 @@
 use core::net::Ipv4Addr;
 
 pub mod cc;
+pub mod config;
+pub mod conn;
 pub mod isn;
 pub mod recv;
 pub mod rtt;
 pub mod script;
+pub mod send;
 pub mod siphash;
 pub mod syncookie;
 pub mod timer;
 pub mod wheel;
 
 pub use cc::{CcAlgorithm, CongestionControl, CongestionController};
+pub use config::{Keepalive, TcpConfig};
+pub use conn::{rst_for, CloseReason, ConnStats, Connection, Event, State};
 pub use isn::IsnGenerator;
 pub use recv::{Insert, RecvQueue};
 pub use rtt::{RttConfig, RttEstimator};

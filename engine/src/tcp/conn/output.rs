@@ -1,0 +1,506 @@
+//! What to send next and building it: [`Connection::poll_transmit`].
+//!
+//! Order of precedence for the one segment each call yields: a pending RST;
+//! SYN / SYN-ACK; a loss-recovery retransmission (RFC 6675 NextSeg rule 1,
+//! or the NewReno head); new data, or data again after a timeout
+//! (go-back-N from SND.UNA), under the send window, cwnd (or the pipe in
+//! recovery), Nagle and sender SWS avoidance; the FIN; a zero-window or
+//! keep-alive probe; a pure ACK. Deciding is side-effect free apart from
+//! arming the persist timer; state moves only once a buffer was obtained.
+
+use super::*;
+/// IANA protocol number of TCP, for the pseudo-header.
+const PROTOCOL_TCP: u8 = 6;
+use crate::wire::{checksum, Checksum, ChecksumCaps, TcpPacket};
+
+/// What kind of segment a plan is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Rst,
+    Syn,
+    Rexmit,
+    Data,
+    Probe,
+    Keepalive,
+    Ack,
+}
+
+/// One segment to send.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    kind: Kind,
+    seq: u32,
+    /// Payload bytes (from the send queue at `seq`).
+    len: u32,
+    fin: bool,
+    psh: bool,
+}
+
+/// Checksum caps for `TcpRepr::emit` on a header-only buffer: the real
+/// checksum (over the attached payload too) is written afterwards.
+const HEADER_ONLY: ChecksumCaps = ChecksumCaps {
+    ipv4: Checksum::None,
+    tcp: Checksum::None,
+    icmpv4: Checksum::None,
+};
+
+impl<B: PacketBuf> Connection<B> {
+    /// One ready segment, or `None` when nothing is due. The header (with
+    /// options and checksum) is in a buffer from `alloc`, with the headroom
+    /// `alloc` left for IPv4 and Ethernet; the payload is attached as a
+    /// shared view of the send queue's buffer (no copy). Call until `None`.
+    pub fn poll_transmit(&mut self, now: Instant, alloc: &mut impl BufAlloc<Buf = B>) -> Option<B> {
+        let plan = self.plan(now)?;
+        let payload = if plan.len > 0 {
+            let off = plan.seq.wrapping_sub(self.data_base());
+            Some(self.sendq.segment(off, plan.len)?)
+        } else {
+            None
+        };
+        let Some(mut out) = alloc.alloc() else {
+            bump(&mut self.stats.alloc_failures);
+            return None;
+        };
+        let repr = self.header_for(&plan, now);
+        let hlen = repr.header_len();
+        let start = out.len();
+        {
+            let Ok(hdr) = out.append(hlen) else {
+                bump(&mut self.stats.alloc_failures);
+                return None;
+            };
+            let mut pkt = TcpPacket::new_unchecked(&mut hdr[..]);
+            repr.emit(
+                &mut pkt,
+                self.tuple.local_addr,
+                self.tuple.remote_addr,
+                &HEADER_ONLY,
+            );
+            pkt.set_checksum(0);
+        }
+        let plen = payload.as_ref().map_or(0, |p| p.len());
+        let ph = checksum::pseudo_header(
+            self.tuple.local_addr,
+            self.tuple.remote_addr,
+            PROTOCOL_TCP,
+            (hlen + plen) as u32,
+        );
+        let csum = if self.cfg.checksum.tcp.compute_tx() {
+            let hs = checksum::sum(out.as_slice().get(start..).unwrap_or(&[]));
+            let ps = payload.as_ref().map_or(0, |p| checksum::sum(p.as_slice()));
+            checksum::finish(checksum::combine(&[ph, hs, ps]))
+        } else {
+            ph
+        };
+        if let Some(field) = out.as_mut_slice().get_mut(start + 16..start + 18) {
+            field.copy_from_slice(&csum.to_be_bytes());
+        }
+        if let Some(p) = payload {
+            if out.attach(p).is_err() {
+                bump(&mut self.stats.alloc_failures);
+                return None;
+            }
+        }
+        self.commit(&plan, &repr, now);
+        Some(out)
+    }
+
+    /// Payload bytes per segment: the MSS less SACK blocks riding along.
+    fn payload_mss(&self) -> u32 {
+        let mut m = u32::from(self.mss);
+        if self.flags & F_SACK != 0 && self.rxq.has_gaps() {
+            let blocks = if self.flags & F_TS != 0 { 3 } else { 4 };
+            let n = self.rxq.out_of_order_segments().min(blocks) as u32;
+            m = m.saturating_sub(4 + 8 * n).max(1);
+        }
+        m
+    }
+
+    /// RFC 6675 SetPipe: bytes in flight, SACKed bytes and bytes deemed lost
+    /// (and not yet retransmitted) counted out; without SACK, duplicate ACKs
+    /// count one segment each out (RFC 5681 §3.2 step 4's inflation,
+    /// applied to the pipe rather than to cwnd).
+    pub(super) fn pipe(&self) -> u32 {
+        let outstanding = self.snd_max.wrapping_sub(self.snd_una);
+        if self.flags & F_SACK == 0 {
+            return outstanding.saturating_sub(self.dup_bytes);
+        }
+        let thresh = u32::from(self.cfg.dup_thresh.max(1) - 1) * u32::from(self.mss);
+        let lost = match self.sacks.lost_edge(thresh) {
+            Some(edge) => {
+                let from = seq_max(self.high_rxt, self.snd_una);
+                if seq_lt(from, edge) {
+                    edge.wrapping_sub(from) - self.sacks.sacked_in(from, edge)
+                } else {
+                    0
+                }
+            }
+            None => 0,
+        };
+        outstanding
+            .saturating_sub(self.sacks.sacked_bytes())
+            .saturating_sub(lost)
+    }
+
+    /// A segment starting at `seq` of at most `max` payload bytes, with the
+    /// FIN when it reaches a queued FIN.
+    fn segment_at(&mut self, kind: Kind, seq: u32, max: u32) -> Option<Plan> {
+        let off = seq.wrapping_sub(self.data_base());
+        let qlen = self.sendq.len();
+        let fin_open = self.flags & (F_FIN_QUEUED | F_FIN_ACKED) == F_FIN_QUEUED;
+        if off < qlen {
+            let len = max
+                .min(self.payload_mss())
+                .min(self.sendq.contiguous_at(off));
+            if len == 0 {
+                return None;
+            }
+            let last = off + len == qlen;
+            Some(Plan {
+                kind,
+                seq,
+                len,
+                fin: last && fin_open,
+                psh: last,
+            })
+        } else if off == qlen && fin_open {
+            Some(Plan {
+                kind,
+                seq,
+                len: 0,
+                fin: true,
+                psh: false,
+            })
+        } else {
+            None
+        }
+    }
+
+    fn plan(&mut self, now: Instant) -> Option<Plan> {
+        if self.flags & F_RST_PENDING != 0 {
+            return Some(Plan {
+                kind: Kind::Rst,
+                seq: self.rst_seq,
+                len: 0,
+                fin: false,
+                psh: false,
+            });
+        }
+        // A pure ACK carries SND.MAX, not a SND.NXT pulled back by a
+        // timeout: the peer has seen everything up to SND.MAX and would
+        // find an older number unacceptable (as BSD does).
+        let ack_plan = |seq| Plan {
+            kind: Kind::Ack,
+            seq,
+            len: 0,
+            fin: false,
+            psh: false,
+        };
+        match self.state {
+            State::Closed | State::Listen => return None,
+            State::SynSent | State::SynReceived => {
+                if self.snd_nxt == self.iss {
+                    return Some(Plan {
+                        kind: Kind::Syn,
+                        seq: self.iss,
+                        len: 0,
+                        fin: false,
+                        psh: false,
+                    });
+                }
+                return (self.state == State::SynReceived && self.flags & F_ACK_NOW != 0)
+                    .then(|| ack_plan(self.snd_max));
+            }
+            State::TimeWait => {
+                return (self.flags & F_ACK_NOW != 0).then(|| ack_plan(self.snd_max));
+            }
+            _ => {}
+        }
+        if let Some(p) = self.plan_rexmit() {
+            return Some(p);
+        }
+        if let Some(p) = self.plan_new(now) {
+            return Some(p);
+        }
+        if self.flags & F_PROBE != 0 {
+            // RFC 9293 §3.8.6.1: probe the zero (or too small) window. With
+            // some window open, send what fits (the SWS override);
+            // otherwise an old sequence number draws an ACK with the
+            // current window (as Linux does).
+            let usable = self
+                .snd_una
+                .wrapping_add(self.snd_wnd)
+                .wrapping_sub(self.snd_nxt);
+            if (usable as i32) > 0 {
+                if let Some(p) = self.segment_at(Kind::Data, self.snd_nxt, usable) {
+                    return Some(p);
+                }
+            }
+            return Some(Plan {
+                kind: Kind::Probe,
+                seq: self.snd_una.wrapping_sub(1),
+                len: 0,
+                fin: false,
+                psh: false,
+            });
+        }
+        if self.flags & F_KEEPALIVE != 0 {
+            // RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT − 1, no data.
+            return Some(Plan {
+                kind: Kind::Keepalive,
+                seq: self.snd_una.wrapping_sub(1),
+                len: 0,
+                fin: false,
+                psh: false,
+            });
+        }
+        (self.flags & F_ACK_NOW != 0).then(|| ack_plan(self.snd_max))
+    }
+
+    /// Loss recovery: the head (first fast retransmit, NewReno partial ACK)
+    /// or RFC 6675 NextSeg rule 1, within the pipe.
+    fn plan_rexmit(&mut self) -> Option<Plan> {
+        if self.flags & F_REXMIT_HEAD != 0 {
+            if let Some(p) = self.segment_at(Kind::Rexmit, self.snd_una, u32::MAX) {
+                return Some(p);
+            }
+            self.flags &= !F_REXMIT_HEAD;
+        }
+        if self.flags & (F_RECOVERY | F_SACK) != (F_RECOVERY | F_SACK) {
+            return None;
+        }
+        let thresh = u32::from(self.cfg.dup_thresh.max(1) - 1) * u32::from(self.mss);
+        let edge = self.sacks.lost_edge(thresh)?;
+        let mut h = seq_max(self.high_rxt, self.snd_una);
+        if let Some(end) = self.sacks.sacked_end(h) {
+            h = end;
+        }
+        if !seq_lt(h, edge) {
+            return None;
+        }
+        let cwnd = self.cc.cwnd();
+        if self.pipe().saturating_add(u32::from(self.mss)) > cwnd {
+            return None;
+        }
+        let hole_end = self.sacks.next_above(h).map_or(edge, |(a, _)| a);
+        let max = hole_end.wrapping_sub(h);
+        self.segment_at(Kind::Rexmit, h, max)
+    }
+
+    /// New data at SND.NXT (or data again after a timeout), or the FIN.
+    fn plan_new(&mut self, now: Instant) -> Option<Plan> {
+        let base = self.data_base();
+        let off = self.snd_nxt.wrapping_sub(base);
+        let qlen = self.sendq.len();
+        let fin_open = self.flags & (F_FIN_QUEUED | F_FIN_ACKED) == F_FIN_QUEUED;
+        if off > qlen || (off == qlen && !fin_open) {
+            return None;
+        }
+        let rwnd_room = self
+            .snd_una
+            .wrapping_add(self.snd_wnd)
+            .wrapping_sub(self.snd_nxt) as i32;
+        let rwnd_room = rwnd_room.max(0) as u32;
+        let room = if self.flags & F_RECOVERY != 0 {
+            self.cc.cwnd().saturating_sub(self.pipe()).min(rwnd_room)
+        } else {
+            let flight = self.snd_nxt.wrapping_sub(self.snd_una);
+            self.cc.cwnd().saturating_sub(flight).min(rwnd_room)
+        };
+        let avail = qlen - off;
+        if avail == 0 {
+            // Only the FIN is left; it needs no window.
+            return self.segment_at(Kind::Data, self.snd_nxt, 0);
+        }
+        let mss = self.payload_mss();
+        let cont = self.sendq.contiguous_at(off);
+        let len = room.min(mss).min(cont);
+        let idle = self.snd_max == self.snd_una;
+        let rexmit = seq_lt(self.snd_nxt, self.snd_max);
+        let ok = len > 0
+            && (rexmit
+                // A full segment, or a whole buffer with more behind it.
+                || len == mss
+                || (len == cont && cont < avail)
+                // Nagle (RFC 896, RFC 9293 §3.7.4): the tail only when
+                // nothing is unacknowledged (or with NODELAY or a FIN).
+                || (len == avail && (idle || self.cfg.nodelay || fin_open))
+                // Sender SWS avoidance (§3.8.6.2.1): half the largest
+                // window the peer offered.
+                || (self.max_snd_wnd > 0 && len >= self.max_snd_wnd / 2));
+        if !ok {
+            // Blocked by the peer's window with nothing in flight: the
+            // persist timer probes it (§3.8.6.1).
+            if idle && room < mss.min(avail) && !self.timers.is_set(Timer::Persist) {
+                let shift = u32::from(self.persist_backoff.min(16));
+                let d = self
+                    .rtt
+                    .rto()
+                    .checked_mul(1 << shift)
+                    .unwrap_or(self.cfg.max_persist)
+                    .min(self.cfg.max_persist);
+                self.timers.set(Timer::Persist, now + d);
+            }
+            return None;
+        }
+        self.segment_at(Kind::Data, self.snd_nxt, len)
+    }
+
+    /// The header for `plan`.
+    fn header_for(&self, plan: &Plan, now: Instant) -> TcpRepr<'static> {
+        let rcv_nxt = self.rcv_nxt();
+        let mut flags = TcpFlags::empty();
+        let mut ack = Some(TcpSeqNumber(rcv_nxt));
+        let mut repr = TcpRepr {
+            src_port: self.tuple.local_port,
+            dst_port: self.tuple.remote_port,
+            seq_number: TcpSeqNumber(plan.seq),
+            ack_number: None,
+            flags,
+            window_len: 0,
+            max_seg_size: None,
+            window_scale: None,
+            sack_permitted: false,
+            sack_ranges: [None; 4],
+            timestamp: None,
+            payload: &[],
+        };
+        match plan.kind {
+            Kind::Rst => {
+                flags |= TcpFlags::RST;
+                ack = (self.flags & F_RST_HAS_ACK != 0).then_some(TcpSeqNumber(self.rst_ack));
+            }
+            Kind::Syn => {
+                flags |= TcpFlags::SYN;
+                repr.max_seg_size = Some(self.cfg.mss);
+                // The SYN's window is not scaled (RFC 7323 §2.2).
+                repr.window_len = self.cfg.rcv_buf.min(65_535) as u16;
+                if self.state == State::SynSent {
+                    ack = None;
+                    repr.window_scale = self.cfg.wscale_shift();
+                    repr.sack_permitted = self.cfg.sack;
+                } else {
+                    repr.window_scale =
+                        (self.flags & F_SYN_OPTS_PEER_WS != 0).then_some(self.rcv_wscale);
+                    repr.sack_permitted = self.flags & F_SACK != 0;
+                }
+                if self.flags & F_TS != 0 {
+                    let ecr = if ack.is_some() { self.ts_recent } else { 0 };
+                    repr.timestamp = Some((self.ts_now(now), ecr));
+                }
+            }
+            _ => {}
+        }
+        if plan.fin {
+            flags |= TcpFlags::FIN;
+        }
+        if plan.psh && plan.len > 0 {
+            flags |= TcpFlags::PSH;
+        }
+        repr.flags = flags;
+        repr.ack_number = ack;
+        if plan.kind != Kind::Rst && plan.kind != Kind::Syn {
+            repr.window_len =
+                self.rxq
+                    .advertise(self.rcv_wscale, self.cfg.mss, TcpSeqNumber(self.rcv_adv));
+            if self.flags & F_TS != 0 {
+                repr.timestamp = Some((self.ts_now(now), self.ts_recent));
+            }
+            if self.flags & F_SACK != 0 && self.rxq.has_gaps() {
+                let max = if self.flags & F_TS != 0 { 3 } else { 4 };
+                for (slot, b) in repr
+                    .sack_ranges
+                    .iter_mut()
+                    .zip(self.rxq.sack_blocks(max).iter())
+                {
+                    *slot = b.map(|(l, r)| (l.0, r.0));
+                }
+            }
+        }
+        repr
+    }
+
+    /// Moves the state for a segment that was built.
+    fn commit(&mut self, plan: &Plan, repr: &TcpRepr<'_>, now: Instant) {
+        bump(&mut self.stats.segs_out);
+        let end = plan
+            .seq
+            .wrapping_add(plan.len)
+            .wrapping_add(u32::from(plan.fin));
+        match plan.kind {
+            Kind::Rst => {
+                self.flags &= !(F_RST_PENDING | F_RST_HAS_ACK);
+                bump(&mut self.stats.resets_out);
+            }
+            Kind::Syn => {
+                let first = self.snd_max == self.iss;
+                if first {
+                    self.flags |= F_RTT_TIMING;
+                    self.rtt_seq = self.iss.wrapping_add(1);
+                    self.rtt_sent = now;
+                } else {
+                    bump(&mut self.stats.retransmits);
+                }
+                self.snd_nxt = self.iss.wrapping_add(1);
+                self.snd_max = seq_max(self.snd_max, self.snd_nxt);
+                if !self.timers.is_set(Timer::Rto) {
+                    self.arm_rto(now);
+                }
+            }
+            Kind::Rexmit => {
+                bump(&mut self.stats.retransmits);
+                self.flags &= !F_REXMIT_HEAD;
+                self.high_rxt = seq_max(self.high_rxt, end);
+                if self.flags & F_RTT_TIMING != 0 && seq_lt(plan.seq, self.rtt_seq) {
+                    self.flags &= !F_RTT_TIMING; // Karn
+                }
+                if !self.timers.is_set(Timer::Rto) {
+                    self.arm_rto(now);
+                }
+            }
+            Kind::Data => {
+                if seq_lt(plan.seq, self.snd_max) {
+                    bump(&mut self.stats.retransmits);
+                    if self.flags & F_RTT_TIMING != 0 && seq_lt(plan.seq, self.rtt_seq) {
+                        self.flags &= !F_RTT_TIMING; // Karn
+                    }
+                } else if self.flags & F_RTT_TIMING == 0 {
+                    self.flags |= F_RTT_TIMING;
+                    self.rtt_seq = end;
+                    self.rtt_sent = now;
+                }
+                self.snd_nxt = end;
+                self.snd_max = seq_max(self.snd_max, end);
+                if !self.timers.is_set(Timer::Rto) {
+                    self.arm_rto(now);
+                }
+                self.flags &= !F_PROBE;
+                self.timers.stop(Timer::Persist);
+            }
+            Kind::Probe => {
+                self.flags &= !F_PROBE;
+                bump(&mut self.stats.window_probes);
+            }
+            Kind::Keepalive => {
+                self.flags &= !F_KEEPALIVE;
+                bump(&mut self.stats.keepalive_probes);
+            }
+            Kind::Ack => bump(&mut self.stats.acks_out),
+        }
+        if let Some(a) = repr.ack_number {
+            if plan.kind != Kind::Rst {
+                self.flags &= !F_ACK_NOW;
+                self.timers.stop(Timer::DelayedAck);
+                self.unacked_segs = 0;
+                self.last_ack_sent = a.0;
+                let shift = if plan.kind == Kind::Syn {
+                    0
+                } else {
+                    self.rcv_wscale
+                };
+                let edge = a.0.wrapping_add(u32::from(repr.window_len) << shift);
+                self.rcv_adv = seq_max(self.rcv_adv, edge);
+            }
+        }
+    }
+}
