@@ -828,7 +828,10 @@ impl<B: PacketBuf> Interface<B> {
         mut payload: B,
         alloc: &mut impl BufAlloc<Buf = B>,
     ) -> Result<(), SendError> {
-        if payload.len() + IPV4_HEADER_LEN > self.config.mtu {
+        // The payload is the buffer's bytes plus any attached payload
+        // (scatter-gather: a TCP header with the data hanging off it).
+        let payload_len = payload.frame_len();
+        if payload_len + IPV4_HEADER_LEN > self.config.mtu {
             self.discard(payload);
             return Err(SendError::TooBig);
         }
@@ -851,7 +854,7 @@ impl<B: PacketBuf> Interface<B> {
             src_addr: src,
             dst_addr: dst,
             protocol,
-            payload_len: payload.len(),
+            payload_len,
             ttl: DEFAULT_TTL,
             dscp_ecn: 0,
             ident: self.next_ident,
@@ -1054,7 +1057,7 @@ impl<B: PacketBuf> Interface<B> {
     pub fn poll_transmit(&mut self) -> Option<B> {
         let frame = self.tx.pop_front()?;
         self.stats.eth_tx_frames += 1;
-        self.stats.eth_tx_bytes += frame.len() as u64;
+        self.stats.eth_tx_bytes += frame.frame_len() as u64;
         Some(frame)
     }
 

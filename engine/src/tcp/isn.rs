@@ -17,6 +17,8 @@ use super::siphash::SipHasher24;
 use super::FourTuple;
 use crate::time::Instant;
 
+use core::net::Ipv4Addr;
+
 /// RFC 6528 ISN generator. `Debug` does not print the key.
 #[derive(Clone, Debug)]
 pub struct IsnGenerator {
@@ -46,6 +48,20 @@ impl IsnGenerator {
         let f = self.hasher.hash(&tuple.to_bytes()) as u32;
         m.wrapping_add(f)
     }
+
+    /// The offset of our timestamp clock towards `remote` (RFC 7323 §5.4:
+    /// a random offset so TSvals do not reveal uptime). Keyed on the two
+    /// addresses only, not the ports, as Linux does: every connection
+    /// between the same two hosts runs one clock, so a new incarnation of a
+    /// 4-tuple always sends newer timestamps than the old one did, which
+    /// is what TIME-WAIT reuse (RFC 6191) and PAWS rely on.
+    pub fn ts_offset(&self, local: Ipv4Addr, remote: Ipv4Addr) -> u32 {
+        let mut msg = [0u8; 10];
+        msg[..4].copy_from_slice(&local.octets());
+        msg[4..8].copy_from_slice(&remote.octets());
+        msg[8..].copy_from_slice(b"ts");
+        self.hasher.hash(&msg) as u32
+    }
 }
 
 #[cfg(test)]
@@ -60,6 +76,18 @@ mod tests {
             remote_addr: Ipv4Addr::new(198, 18, 0, 2),
             remote_port: port,
         }
+    }
+
+    #[test]
+    fn timestamp_offset_depends_on_addresses_not_ports() {
+        let g = IsnGenerator::new([7; 16]);
+        let (a, b) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+        assert_eq!(g.ts_offset(a, b), g.ts_offset(a, b));
+        assert_ne!(g.ts_offset(a, b), g.ts_offset(b, a));
+        assert_ne!(
+            g.ts_offset(a, b),
+            IsnGenerator::new([8; 16]).ts_offset(a, b)
+        );
     }
 
     #[test]

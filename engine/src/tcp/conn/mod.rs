@@ -301,7 +301,7 @@ impl<B: PacketBuf> Connection<B> {
             high_rxt: iss,
             dup_bytes: 0,
             ts_recent: 0,
-            ts_offset: iss.rotate_left(13) ^ 0x5a5a_5a5a,
+            ts_offset: ts_offset(iss),
             last_ack_sent: 0,
             rtt_seq: iss,
             rtt_sent: Instant::ZERO,
@@ -693,6 +693,15 @@ impl<B: PacketBuf> Connection<B> {
         self.enter_closed(CloseReason::Aborted);
     }
 
+    /// Sets the offset of this connection's timestamp clock (RFC 7323
+    /// §5.4). The stack sets one per pair of addresses
+    /// ([`IsnGenerator::ts_offset`](crate::tcp::IsnGenerator::ts_offset)) before
+    /// the first segment goes out, so every incarnation of a 4-tuple sends
+    /// newer timestamps than the last (RFC 6191).
+    pub fn set_timestamp_offset(&mut self, offset: u32) {
+        self.ts_offset = offset;
+    }
+
     /// Whether this TIME-WAIT connection may be replaced by a new one
     /// from `syn` (RFC 6191 §2, RFC 9293 §3.6.1 note): with
     /// `time_wait_reuse` on, a SYN whose timestamp is newer than TS.Recent,
@@ -806,6 +815,21 @@ impl<B: PacketBuf> Connection<B> {
     fn ts_now(&self, now: Instant) -> u32 {
         (now.as_millis() as u32).wrapping_add(self.ts_offset)
     }
+}
+
+/// The offset of our timestamp clock until the stack sets one with
+/// [`Connection::set_timestamp_offset`]: derived from our ISN (itself a keyed
+/// hash, RFC 6528), so TSvals do not reveal uptime (RFC 7323 §5.4).
+fn ts_offset(iss: u32) -> u32 {
+    iss.rotate_left(13) ^ 0x5a5a_5a5a
+}
+
+/// The TSval sent at `now` by a connection whose timestamp clock runs at
+/// `offset`: for a SYN-ACK built without a connection (a SYN cookie), so the
+/// connection the cookie later creates continues the same clock and the
+/// peer's PAWS check (RFC 7323 §5) never sees it go backwards.
+pub fn timestamp_value(offset: u32, now: Instant) -> u32 {
+    (now.as_millis() as u32).wrapping_add(offset)
 }
 
 /// The RST answering `seg` when no connection exists for it

@@ -1,0 +1,865 @@
+//! The TCP layer of one worker: many connections behind one interface.
+//!
+//! [`TcpStack`] owns a worker's connections and does what no single
+//! connection can:
+//! - **demultiplexing**: a segment finds its connection by 4-tuple in an O(1)
+//!   keyed hash table ([`flow`](super::flow));
+//! - **listeners**: a SYN for a listening port becomes a connection in
+//!   SYN-RECEIVED, counted against the port's SYN backlog; once established
+//!   it waits in the accept queue. When the SYN backlog is full the listener
+//!   answers with a SYN cookie instead (RFC 4987 §3.6) and keeps no state; a
+//!   valid cookie ACK creates the connection established;
+//! - **closed ports**: a segment for no connection and no listener is
+//!   answered with RST (RFC 9293 §3.10.7.1);
+//! - **TIME-WAIT reuse**: a SYN for a 4-tuple in TIME-WAIT replaces it when
+//!   the connection allows it (RFC 6191);
+//! - **timers**: one entry per connection in a [`TimerWheel`], re-filed
+//!   whenever the connection's next deadline moves.
+//!
+//! # Call order (once per worker loop iteration)
+//! 1. [`handle_packet`](TcpStack::handle_packet) for each IPv4 delivery of
+//!    protocol TCP from the interface;
+//! 2. application calls: [`connect`](TcpStack::connect),
+//!    [`accept`](TcpStack::accept), [`with_conn`](TcpStack::with_conn);
+//! 3. [`handle_timeout`](TcpStack::handle_timeout) with the loop's `now`;
+//! 4. [`poll_transmit`](TcpStack::poll_transmit) until `None`, handing each
+//!    `(destination, segment)` to the interface's `send_ipv4`;
+//! 5. [`poll_event`](TcpStack::poll_event) and
+//!    [`poll_recycle`](TcpStack::poll_recycle) until `None`.
+//!
+//! Nothing here panics on any segment.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
+
+use super::config::TcpConfig;
+use super::conn::{Connection, Event, State};
+use super::flow::FlowHashBuilder;
+use super::syncookie::{self, CookieTsOpts, SynCookies};
+use super::{FourTuple, IsnGenerator, TimerHandle, TimerWheel};
+use crate::buf::{BufAlloc, PacketBuf};
+use crate::net::Ipv4Delivery;
+use crate::time::{Duration, Instant};
+use crate::wire::{ChecksumCaps, TcpFlags, TcpPacket, TcpRepr, TcpSeqNumber};
+
+/// Handle of a connection in its [`TcpStack`]. A handle outlives its
+/// connection safely: once the slot is reused, the old handle finds nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    index: u32,
+    generation: u32,
+}
+
+/// A listener's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenConfig {
+    /// Established connections waiting for `accept` (Linux `somaxconn`:
+    /// 4096).
+    pub backlog: usize,
+    /// Connections in SYN-RECEIVED before SYN cookies take over (Linux
+    /// `tcp_max_syn_backlog`: 4096 on small hosts, more on large ones).
+    pub syn_backlog: usize,
+    /// Answer with SYN cookies when the SYN backlog is full (Linux
+    /// `tcp_syncookies = 1`); without them excess SYNs are dropped.
+    pub syn_cookies: bool,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            backlog: 4096,
+            syn_backlog: 4096,
+            syn_cookies: true,
+        }
+    }
+}
+
+/// Why an application call on the stack was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StackError {
+    /// The port already has a listener.
+    AlreadyListening(u16),
+    /// A listener's backlog of zero.
+    ZeroBacklog,
+    /// The 4-tuple is in use by another connection.
+    TupleInUse,
+    /// Every ephemeral port to that destination is in use.
+    NoEphemeralPort,
+    /// More connections than the stack's slot table can index.
+    TooManyConnections,
+}
+
+impl core::fmt::Display for StackError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StackError::AlreadyListening(p) => write!(f, "port {p} already has a listener"),
+            StackError::ZeroBacklog => f.write_str("a listener's backlog must be at least 1"),
+            StackError::TupleInUse => f.write_str("that address and port pair is already in use"),
+            StackError::NoEphemeralPort => {
+                f.write_str("no free ephemeral port to that destination (32768-60999 all in use)")
+            }
+            StackError::TooManyConnections => f.write_str("connection table full"),
+        }
+    }
+}
+
+impl std::error::Error for StackError {}
+
+/// Counters of the TCP layer (per-connection counters live in each
+/// connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct StackStats {
+    /// TCP segments handed in by the interface.
+    pub segments_in: u64,
+    /// Segments handed out by `poll_transmit`.
+    pub segments_out: u64,
+    /// Segments dropped: too short, bad data offset or options, zero port.
+    pub drop_malformed: u64,
+    /// Segments dropped for a bad checksum.
+    pub drop_bad_checksum: u64,
+    /// RSTs sent for segments to closed ports or for no connection.
+    pub rst_sent: u64,
+    /// Segments for no connection that were themselves RSTs (dropped, RFC
+    /// 9293 §3.10.7.1).
+    pub drop_rst_for_nothing: u64,
+    /// SYNs dropped: SYN backlog full and cookies off, or accept queue full.
+    pub syn_dropped: u64,
+    /// SYN-ACKs sent with a cookie instead of state.
+    pub cookies_sent: u64,
+    /// Connections created from a valid cookie ACK.
+    pub cookies_accepted: u64,
+    /// ACKs for a listening port that carried no valid cookie (answered
+    /// with RST).
+    pub cookies_rejected: u64,
+    /// Connections opened with `connect`.
+    pub active_opens: u64,
+    /// Connections created by listeners.
+    pub passive_opens: u64,
+    /// Established connections dropped because the accept queue was full.
+    pub accept_overflow: u64,
+    /// TIME-WAIT connections replaced by a new SYN (RFC 6191).
+    pub time_wait_reused: u64,
+    /// Connections removed after reaching CLOSED.
+    pub closed: u64,
+    /// No buffer for a stateless reply (RST, cookie SYN-ACK).
+    pub no_buffer: u64,
+}
+
+struct Listener {
+    config: ListenConfig,
+    syn_received: usize,
+    accept: VecDeque<ConnId>,
+}
+
+struct Entry<B: PacketBuf> {
+    conn: Connection<B>,
+    timer: Option<TimerHandle>,
+    deadline: Option<Instant>,
+    /// The listening port while the connection counts against its backlog
+    /// (SYN-RECEIVED) or sits in its accept queue.
+    listener: Option<u16>,
+    accepted_queue: bool,
+    dirty: bool,
+}
+
+struct Slot<B: PacketBuf> {
+    generation: u32,
+    entry: Option<Entry<B>>,
+}
+
+/// Most stateless replies (RSTs, cookie SYN-ACKs) waiting to be sent.
+const MAX_PENDING_REPLIES: usize = 4096;
+
+/// Ephemeral ports, as Linux's default `ip_local_port_range`.
+const EPHEMERAL: core::ops::RangeInclusive<u16> = 32768..=60999;
+
+/// The TCP layer of one worker. See the module documentation.
+pub struct TcpStack<B: PacketBuf> {
+    config: TcpConfig,
+    caps: ChecksumCaps,
+    slots: Vec<Slot<B>>,
+    free: Vec<u32>,
+    flows: HashMap<FourTuple, u32, FlowHashBuilder>,
+    listeners: HashMap<u16, Listener>,
+    wheel: TimerWheel<ConnId>,
+    isn: IsnGenerator,
+    cookies: SynCookies,
+    dirty: VecDeque<u32>,
+    replies: VecDeque<(FourTuple, TcpRepr<'static>)>,
+    events: VecDeque<(ConnId, Event)>,
+    recycle: Vec<B>,
+    next_ephemeral: u16,
+    stats: StackStats,
+}
+
+impl<B: PacketBuf> core::fmt::Debug for TcpStack<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TcpStack")
+            .field("connections", &self.flows.len())
+            .field("listeners", &self.listeners.len())
+            .field("timers", &self.wheel.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl<B: PacketBuf> TcpStack<B> {
+    /// A stack with `config` for every connection, checksums handled as
+    /// `caps` says, and `secret` (48 random bytes from the runtime) keying
+    /// the ISN generator, the SYN cookies and the flow table's hash.
+    pub fn new(config: TcpConfig, caps: ChecksumCaps, secret: [u8; 48], now: Instant) -> Self {
+        let mut isn_key = [0u8; 16];
+        let mut cookie_key = [0u8; 16];
+        let mut flow_key = [0u8; 16];
+        isn_key.copy_from_slice(&secret[..16]);
+        cookie_key.copy_from_slice(&secret[16..32]);
+        flow_key.copy_from_slice(&secret[32..]);
+        let port_seed = u16::from_le_bytes([secret[40], secret[41]]);
+        let span = EPHEMERAL.end() - EPHEMERAL.start() + 1;
+        TcpStack {
+            config,
+            caps,
+            slots: Vec::new(),
+            free: Vec::new(),
+            flows: HashMap::with_hasher(FlowHashBuilder::new(flow_key)),
+            listeners: HashMap::new(),
+            wheel: TimerWheel::new(now, Duration::from_millis(1)),
+            isn: IsnGenerator::new(isn_key),
+            cookies: SynCookies::new(cookie_key),
+            dirty: VecDeque::new(),
+            replies: VecDeque::new(),
+            events: VecDeque::new(),
+            recycle: Vec::new(),
+            next_ephemeral: EPHEMERAL.start() + port_seed % span,
+            stats: StackStats::default(),
+        }
+    }
+
+    /// The configuration every connection starts from.
+    pub fn config(&self) -> &TcpConfig {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &StackStats {
+        &self.stats
+    }
+
+    /// Live connections (any state but CLOSED).
+    pub fn connections(&self) -> usize {
+        self.flows.len()
+    }
+
+    // ----- application -----
+
+    /// Listens on `port` on every local address.
+    pub fn listen(&mut self, port: u16, config: ListenConfig) -> Result<(), StackError> {
+        if config.backlog == 0 {
+            return Err(StackError::ZeroBacklog);
+        }
+        if self.listeners.contains_key(&port) {
+            return Err(StackError::AlreadyListening(port));
+        }
+        self.listeners.insert(
+            port,
+            Listener {
+                config,
+                syn_received: 0,
+                accept: VecDeque::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops listening on `port`; connections already accepted or queued
+    /// are not affected (queued ones stay reachable through their events).
+    pub fn unlisten(&mut self, port: u16) -> bool {
+        self.listeners.remove(&port).is_some()
+    }
+
+    /// Takes the oldest established connection from `port`'s accept queue.
+    pub fn accept(&mut self, port: u16) -> Option<ConnId> {
+        loop {
+            let id = self.listeners.get_mut(&port)?.accept.pop_front()?;
+            if let Some(e) = self.entry_mut(id) {
+                e.listener = None;
+                e.accepted_queue = false;
+                return Some(id);
+            }
+            // Closed while queued: skip it.
+        }
+    }
+
+    /// Opens a connection from `local_addr` to `remote`. With no
+    /// `local_port`, an ephemeral port whose 4-tuple is free is chosen.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local_addr: Ipv4Addr,
+        local_port: Option<u16>,
+        remote: (Ipv4Addr, u16),
+    ) -> Result<ConnId, StackError> {
+        let mut tuple = FourTuple {
+            local_addr,
+            local_port: local_port.unwrap_or(0),
+            remote_addr: remote.0,
+            remote_port: remote.1,
+        };
+        match local_port {
+            Some(_) => {
+                if self.flows.contains_key(&tuple) {
+                    return Err(StackError::TupleInUse);
+                }
+            }
+            None => {
+                let span = u32::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+                let mut found = false;
+                for _ in 0..span {
+                    let port = self.next_ephemeral;
+                    self.next_ephemeral = if port >= *EPHEMERAL.end() {
+                        *EPHEMERAL.start()
+                    } else {
+                        port + 1
+                    };
+                    tuple.local_port = port;
+                    if !self.flows.contains_key(&tuple) {
+                        found = true;
+                        break;
+                    }
+                }
+                if !found {
+                    return Err(StackError::NoEphemeralPort);
+                }
+            }
+        }
+        let iss = self.isn.isn(now, &tuple);
+        let mut conn = Connection::connect(&self.config, tuple, iss, now);
+        conn.set_timestamp_offset(self.isn.ts_offset(tuple.local_addr, tuple.remote_addr));
+        let id = self.insert(tuple, conn, None)?;
+        self.stats.active_opens += 1;
+        self.touch(id.index, now);
+        Ok(id)
+    }
+
+    /// A connection, to read its state.
+    pub fn conn(&self, id: ConnId) -> Option<&Connection<B>> {
+        self.slots
+            .get(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.entry.as_ref())
+            .map(|e| &e.conn)
+    }
+
+    /// Runs `f` on a connection (to send, read, close) and then brings the
+    /// stack up to date with what it did: transmission scheduled, timers
+    /// re-filed, events collected. `None` if the connection is gone.
+    pub fn with_conn<R>(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        f: impl FnOnce(&mut Connection<B>) -> R,
+    ) -> Option<R> {
+        let r = f(&mut self.entry_mut(id)?.conn);
+        self.touch(id.index, now);
+        Some(r)
+    }
+
+    // ----- input -----
+
+    /// Processes one IPv4 packet of protocol TCP from the interface.
+    pub fn handle_packet(&mut self, now: Instant, delivery: Ipv4Delivery<B>) {
+        self.stats.segments_in += 1;
+        let Ipv4Delivery { repr: ip, buf } = delivery;
+        let parsed = TcpPacket::new_checked(buf.as_slice()).and_then(|p| {
+            let header_len = p.header_len();
+            TcpRepr::parse(&p, ip.src_addr, ip.dst_addr, &self.caps).map(|r| (r, header_len))
+        });
+        let (seg, header_len) = match parsed {
+            Ok(x) => x,
+            Err(crate::wire::Error::Checksum) => {
+                self.stats.drop_bad_checksum += 1;
+                self.recycle.push(buf);
+                return;
+            }
+            Err(_) => {
+                self.stats.drop_malformed += 1;
+                self.recycle.push(buf);
+                return;
+            }
+        };
+        let tuple = FourTuple {
+            local_addr: ip.dst_addr,
+            local_port: seg.dst_port,
+            remote_addr: ip.src_addr,
+            remote_port: seg.src_port,
+        };
+        // The payload travels on as its own handle on the received buffer
+        // (a reference, not a copy); `seg` keeps borrowing the original.
+        let payload = (!seg.payload.is_empty()).then(|| {
+            let mut p = buf.share();
+            let _ = p.advance(header_len);
+            p.truncate(seg.payload.len());
+            p
+        });
+
+        if let Some(&index) = self.flows.get(&tuple) {
+            let reuse = seg.flags.contains(TcpFlags::SYN)
+                && !seg.flags.contains(TcpFlags::ACK)
+                && self
+                    .slots
+                    .get(index as usize)
+                    .and_then(|s| s.entry.as_ref())
+                    .is_some_and(|e| {
+                        e.conn.state() == State::TimeWait && e.conn.time_wait_accepts_syn(&seg)
+                    });
+            if reuse {
+                // RFC 6191 §2: the old incarnation gives way to the new SYN.
+                self.stats.time_wait_reused += 1;
+                self.remove(index);
+            } else {
+                if let Some(e) = self
+                    .slots
+                    .get_mut(index as usize)
+                    .and_then(|s| s.entry.as_mut())
+                {
+                    e.conn.handle_segment(now, &seg, payload);
+                }
+                drop(buf);
+                self.touch(index, now);
+                return;
+            }
+        }
+        self.no_connection(now, tuple, &seg, payload);
+        drop(buf);
+    }
+
+    /// A segment for no connection: a listener's SYN or cookie ACK, or RST.
+    fn no_connection(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+        payload: Option<B>,
+    ) {
+        let flags = seg.flags;
+        if flags.contains(TcpFlags::RST) {
+            // RFC 9293 §3.10.7.1: an incoming RST for nothing is discarded.
+            self.stats.drop_rst_for_nothing += 1;
+            self.recycle.extend(payload);
+            return;
+        }
+        let Some(listener) = self.listeners.get(&tuple.local_port) else {
+            self.recycle.extend(payload);
+            self.reset(tuple, seg);
+            return;
+        };
+        let config = listener.config;
+        let syn_full = listener.syn_received >= config.syn_backlog;
+        let accept_full = listener.accept.len() >= config.backlog;
+        if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) {
+            self.recycle.extend(payload);
+            if accept_full || (syn_full && !config.syn_cookies) {
+                // Like Linux: a full queue drops the SYN; the peer retries.
+                self.stats.syn_dropped += 1;
+                return;
+            }
+            if syn_full {
+                self.send_cookie(now, tuple, seg);
+                return;
+            }
+            let iss = self.isn.isn(now, &tuple);
+            let mut conn = Connection::accept(&self.config, tuple, iss, seg, now);
+            conn.set_timestamp_offset(self.isn.ts_offset(tuple.local_addr, tuple.remote_addr));
+            let Ok(id) = self.insert(tuple, conn, Some(tuple.local_port)) else {
+                self.stats.syn_dropped += 1;
+                return;
+            };
+            if let Some(l) = self.listeners.get_mut(&tuple.local_port) {
+                l.syn_received += 1;
+            }
+            self.stats.passive_opens += 1;
+            self.touch(id.index, now);
+            return;
+        }
+        if flags.contains(TcpFlags::ACK) && !flags.contains(TcpFlags::SYN) && config.syn_cookies {
+            if let Some(id) = self.cookie_ack(now, tuple, seg, accept_full) {
+                if payload.is_some() {
+                    if let Some(e) = self.entry_mut(id) {
+                        e.conn.handle_segment(now, seg, payload);
+                    }
+                } else {
+                    self.recycle.extend(payload);
+                }
+                self.touch(id.index, now);
+                return;
+            }
+        }
+        self.recycle.extend(payload);
+        self.reset(tuple, seg);
+    }
+
+    /// A SYN-ACK whose ISN is a cookie: no state kept (RFC 4987 §3.6).
+    fn send_cookie(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr<'_>) {
+        let peer_mss = syn.max_seg_size.unwrap_or(536);
+        let ours = self.config.mss;
+        let (iss, mss) = self
+            .cookies
+            .generate(now, &tuple, syn.seq_number.0, peer_mss.min(ours));
+        // Options the SYN asked for survive in the timestamp we send
+        // (RFC 4987 §3.6 notes cookies otherwise lose them).
+        let timestamp = syn
+            .timestamp
+            .filter(|_| self.config.timestamps)
+            .map(|(tsval, _)| {
+                let opts = CookieTsOpts {
+                    wscale: syn.window_scale.filter(|_| self.config.window_scale),
+                    sack_ok: syn.sack_permitted && self.config.sack,
+                    ecn_ok: false,
+                };
+                (
+                    syncookie::encode_ts_opts(super::conn::timestamp_value(iss, now), opts),
+                    tsval,
+                )
+            });
+        let with_ts = timestamp.is_some();
+        let reply = TcpRepr {
+            src_port: tuple.local_port,
+            dst_port: tuple.remote_port,
+            seq_number: TcpSeqNumber(iss),
+            ack_number: Some(syn.seq_number + 1u32),
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window_len: u16::try_from(self.config.rcv_buf).unwrap_or(u16::MAX),
+            max_seg_size: Some(mss),
+            // Window scale and SACK only where the timestamp can carry them.
+            window_scale: syn
+                .window_scale
+                .filter(|_| with_ts && self.config.window_scale)
+                .and_then(|_| self.config.wscale_shift()),
+            sack_permitted: with_ts && syn.sack_permitted && self.config.sack,
+            sack_ranges: [None; 4],
+            timestamp,
+            payload: &[],
+        };
+        if self.queue_reply(tuple, &reply) {
+            self.stats.cookies_sent += 1;
+        }
+    }
+
+    /// Checks an ACK against the cookies and creates the connection it
+    /// proves, established.
+    fn cookie_ack(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+        accept_full: bool,
+    ) -> Option<ConnId> {
+        let ack = seg.ack_number?;
+        let client_isn = seg.seq_number.0.wrapping_sub(1);
+        let cookie = ack.0.wrapping_sub(1);
+        let Some(info) = self.cookies.validate(now, &tuple, client_isn, cookie) else {
+            self.stats.cookies_rejected += 1;
+            return None;
+        };
+        if accept_full {
+            self.stats.accept_overflow += 1;
+            return None;
+        }
+        let opts = seg
+            .timestamp
+            .map(|(_, tsecr)| syncookie::decode_ts_opts(tsecr));
+        let wscale = opts.and_then(|o| o.wscale);
+        let sack = opts.is_some_and(|o| o.sack_ok);
+        let mut conn = Connection::accept_cookie(
+            &self.config,
+            tuple,
+            cookie,
+            seg,
+            info.mss,
+            wscale,
+            sack,
+            now,
+        );
+        // The clock the cookie SYN-ACK's timestamp ran on.
+        conn.set_timestamp_offset(self.isn.ts_offset(tuple.local_addr, tuple.remote_addr));
+        let id = self.insert(tuple, conn, Some(tuple.local_port)).ok()?;
+        self.stats.cookies_accepted += 1;
+        self.stats.passive_opens += 1;
+        if let Some(l) = self.listeners.get_mut(&tuple.local_port) {
+            l.accept.push_back(id);
+        }
+        if let Some(e) = self.entry_mut(id) {
+            e.accepted_queue = true;
+        }
+        Some(id)
+    }
+
+    /// Answers a segment for nothing with RST (RFC 9293 §3.10.7.1).
+    fn reset(&mut self, tuple: FourTuple, seg: &TcpRepr<'_>) {
+        if let Some(rst) = super::conn::rst_for(seg) {
+            if self.queue_reply(tuple, &rst) {
+                self.stats.rst_sent += 1;
+            }
+        }
+    }
+
+    /// Queues a stateless segment (no payload) for `poll_transmit`.
+    fn queue_reply(&mut self, tuple: FourTuple, repr: &TcpRepr<'_>) -> bool {
+        if self.replies.len() >= MAX_PENDING_REPLIES {
+            // A flood of segments for nothing must not grow memory.
+            return false;
+        }
+        self.replies.push_back((tuple, header_only(repr)));
+        true
+    }
+
+    // ----- timers -----
+
+    /// The earliest time `handle_timeout` has work (a lower bound, exact
+    /// within the wheel's 64 ms horizon).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.wheel.next_deadline()
+    }
+
+    /// Runs every connection timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(id) = self.wheel.poll_expired(now) {
+            let Some(e) = self.entry_mut(id) else {
+                continue;
+            };
+            e.timer = None;
+            e.deadline = None;
+            e.conn.handle_timeout(now);
+            self.touch(id.index, now);
+        }
+    }
+
+    // ----- output -----
+
+    /// The next segment to send and its destination: a TCP header (with any
+    /// payload attached) in a buffer from `alloc`, for the interface's
+    /// `send_ipv4`.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        alloc: &mut impl BufAlloc<Buf = B>,
+    ) -> Option<(Ipv4Addr, B)> {
+        while let Some((tuple, repr)) = self.replies.pop_front() {
+            match build_segment(alloc, &tuple, &repr, &self.caps) {
+                Some(buf) => {
+                    self.stats.segments_out += 1;
+                    return Some((tuple.remote_addr, buf));
+                }
+                None => self.stats.no_buffer += 1,
+            }
+        }
+        while let Some(&index) = self.dirty.front() {
+            let Some(e) = self
+                .slots
+                .get_mut(index as usize)
+                .and_then(|s| s.entry.as_mut())
+            else {
+                self.dirty.pop_front();
+                continue;
+            };
+            if let Some(seg) = e.conn.poll_transmit(now, alloc) {
+                self.stats.segments_out += 1;
+                return Some((e.conn.tuple().remote_addr, seg));
+            }
+            e.dirty = false;
+            self.dirty.pop_front();
+            self.settle(index, now);
+        }
+        None
+    }
+
+    /// The next connection event.
+    pub fn poll_event(&mut self) -> Option<(ConnId, Event)> {
+        self.events.pop_front()
+    }
+
+    /// Buffers the stack let go, for the driver's pool.
+    pub fn poll_recycle(&mut self) -> Option<B> {
+        self.recycle.pop()
+    }
+
+    // ----- bookkeeping -----
+
+    fn entry_mut(&mut self, id: ConnId) -> Option<&mut Entry<B>> {
+        self.slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.entry.as_mut())
+    }
+
+    fn insert(
+        &mut self,
+        tuple: FourTuple,
+        conn: Connection<B>,
+        listener: Option<u16>,
+    ) -> Result<ConnId, StackError> {
+        let entry = Entry {
+            conn,
+            timer: None,
+            deadline: None,
+            listener,
+            accepted_queue: false,
+            dirty: false,
+        };
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                let i =
+                    u32::try_from(self.slots.len()).map_err(|_| StackError::TooManyConnections)?;
+                self.slots.push(Slot {
+                    generation: 0,
+                    entry: None,
+                });
+                i
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.entry = Some(entry);
+        self.flows.insert(tuple, index);
+        Ok(ConnId {
+            index,
+            generation: slot.generation,
+        })
+    }
+
+    /// After anything happened to connection `index`: schedule it for
+    /// transmission and bring its events, buffers and timer up to date.
+    fn touch(&mut self, index: u32, now: Instant) {
+        let Some(e) = self
+            .slots
+            .get_mut(index as usize)
+            .and_then(|s| s.entry.as_mut())
+        else {
+            return;
+        };
+        if !e.dirty {
+            e.dirty = true;
+            self.dirty.push_back(index);
+        }
+        self.settle(index, now);
+    }
+
+    /// Collects a connection's events and buffers, re-files its timer, and
+    /// removes it once CLOSED.
+    fn settle(&mut self, index: u32, _now: Instant) {
+        let Some(slot) = self.slots.get_mut(index as usize) else {
+            return;
+        };
+        let id = ConnId {
+            index,
+            generation: slot.generation,
+        };
+        let Some(e) = slot.entry.as_mut() else {
+            return;
+        };
+        while let Some(b) = e.conn.poll_recycle() {
+            self.recycle.push(b);
+        }
+        while let Some(ev) = e.conn.poll_event() {
+            if matches!(ev, Event::Connected) && !e.accepted_queue {
+                if let Some(port) = e.listener {
+                    // Established from SYN-RECEIVED: into the accept queue.
+                    if let Some(l) = self.listeners.get_mut(&port) {
+                        l.syn_received = l.syn_received.saturating_sub(1);
+                        if l.accept.len() < l.config.backlog {
+                            l.accept.push_back(id);
+                            e.accepted_queue = true;
+                        } else {
+                            self.stats.accept_overflow += 1;
+                            e.conn.abort(_now);
+                        }
+                    }
+                }
+            }
+            self.events.push_back((id, ev));
+        }
+        let deadline = e.conn.poll_timeout();
+        if deadline != e.deadline {
+            e.deadline = deadline;
+            match (e.timer, deadline) {
+                (Some(h), Some(d)) => {
+                    if !self.wheel.reschedule(h, d) {
+                        e.timer = self.wheel.insert(d, id).ok();
+                    }
+                }
+                (None, Some(d)) => e.timer = self.wheel.insert(d, id).ok(),
+                (Some(h), None) => {
+                    self.wheel.cancel(h);
+                    e.timer = None;
+                }
+                (None, None) => {}
+            }
+        }
+        if e.conn.state() == State::Closed && !e.dirty {
+            self.remove(index);
+        }
+    }
+
+    /// Drops connection `index` from every table.
+    fn remove(&mut self, index: u32) {
+        let Some(slot) = self.slots.get_mut(index as usize) else {
+            return;
+        };
+        let Some(mut e) = slot.entry.take() else {
+            return;
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(index);
+        if let Some(h) = e.timer {
+            self.wheel.cancel(h);
+        }
+        if let Some(port) = e.listener {
+            if !e.accepted_queue {
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.syn_received = l.syn_received.saturating_sub(1);
+                }
+            }
+        }
+        self.flows.remove(&e.conn.tuple());
+        while let Some(b) = e.conn.poll_recycle() {
+            self.recycle.push(b);
+        }
+        self.stats.closed += 1;
+    }
+}
+
+/// Builds a header-only segment (RST, SYN-ACK) in a buffer from `alloc`,
+/// with its checksum per `caps`.
+fn build_segment<B: PacketBuf>(
+    alloc: &mut impl BufAlloc<Buf = B>,
+    tuple: &FourTuple,
+    repr: &TcpRepr<'_>,
+    caps: &ChecksumCaps,
+) -> Option<B> {
+    let mut buf = alloc.alloc()?;
+    let len = repr.header_len();
+    let bytes = buf.append(len).ok()?;
+    let mut packet = TcpPacket::new_unchecked(bytes);
+    repr.emit(&mut packet, tuple.local_addr, tuple.remote_addr, caps);
+    Some(buf)
+}
+
+/// The same segment's header fields, with no payload.
+fn header_only(r: &TcpRepr<'_>) -> TcpRepr<'static> {
+    TcpRepr {
+        src_port: r.src_port,
+        dst_port: r.dst_port,
+        seq_number: r.seq_number,
+        ack_number: r.ack_number,
+        flags: r.flags,
+        window_len: r.window_len,
+        max_seg_size: r.max_seg_size,
+        window_scale: r.window_scale,
+        sack_permitted: r.sack_permitted,
+        sack_ranges: r.sack_ranges,
+        timestamp: r.timestamp,
+        payload: &[],
+    }
+}

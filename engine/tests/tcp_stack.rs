@@ -1,0 +1,654 @@
+//! The whole stack over the in-memory wire: Ethernet, ARP, IPv4 and TCP,
+//! many connections per host, listeners, RST for closed ports, SYN cookies
+//! under a SYN flood, and TIME-WAIT reuse, in virtual time.
+
+use std::net::Ipv4Addr;
+
+use wirespeed::buf::{HeapBuf, PacketBuf};
+use wirespeed::net::{Interface, InterfaceConfig};
+use wirespeed::port::mem::{Impairment, MemDevice, MemPortConfig, MemWire};
+use wirespeed::port::Device;
+use wirespeed::rt::{DeviceAlloc, HostLoop};
+use wirespeed::tcp::{CloseReason, ConnId, Event, ListenConfig, State, TcpConfig, TcpStack};
+use wirespeed::wire::{
+    ChecksumCaps, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet,
+    Ipv4Repr, TcpFlags, TcpPacket, TcpRepr, TcpSeqNumber,
+};
+use wirespeed::{Duration, Instant};
+
+const PORT: u16 = 80;
+
+fn mac(last: u8) -> EthernetAddress {
+    EthernetAddress([0x02, 0, 0x5e, 0, 0, last])
+}
+
+fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, last)
+}
+
+/// One host: an interface on a mem port and a TCP stack above it.
+struct Node {
+    lp: HostLoop<MemDevice>,
+    tcp: TcpStack<HeapBuf>,
+    events: Vec<(ConnId, Event)>,
+}
+
+impl Node {
+    fn new(wire: &MemWire, last: u8, tcp: TcpConfig, impairment: Impairment) -> Node {
+        let dev = wire
+            .add_port(MemPortConfig {
+                impairment,
+                pool_limit: 1 << 16,
+                ..MemPortConfig::new(mac(last))
+            })
+            .expect("port")
+            .pop()
+            .expect("one queue");
+        let cidr = format!("198.18.0.{last}/24").parse().expect("cidr");
+        let iface =
+            Interface::new(InterfaceConfig::new(mac(last), cidr), Instant::ZERO).expect("iface");
+        let mut secret = [0u8; 48];
+        for (i, b) in secret.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(31) ^ last;
+        }
+        Node {
+            lp: HostLoop::new(iface, dev),
+            tcp: TcpStack::new(tcp, ChecksumCaps::SOFTWARE, secret, Instant::ZERO),
+            events: Vec::new(),
+        }
+    }
+
+    fn poll(&mut self, now: Instant) {
+        let mut deliveries = Vec::new();
+        self.lp.poll(now, |d| deliveries.push(d), |_| {});
+        for d in deliveries {
+            if d.repr.protocol == IpProtocol::Tcp {
+                self.tcp.handle_packet(now, d);
+            } else {
+                self.lp.recycle(d.buf);
+            }
+        }
+        self.tcp.handle_timeout(now);
+        self.flush(now);
+    }
+
+    fn flush(&mut self, now: Instant) {
+        while let Some((dst, seg)) = self
+            .tcp
+            .poll_transmit(now, &mut DeviceAlloc(&mut self.lp.dev))
+        {
+            let _ = self.lp.iface.send_ipv4(
+                now,
+                dst,
+                IpProtocol::Tcp,
+                seg,
+                &mut DeviceAlloc(&mut self.lp.dev),
+            );
+        }
+        self.lp.flush(now);
+        while let Some(b) = self.tcp.poll_recycle() {
+            self.lp.recycle(b);
+        }
+        while let Some(e) = self.tcp.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        [self.lp.poll_at(), self.tcp.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn closed(&self, id: ConnId) -> Option<CloseReason> {
+        self.events.iter().find_map(|&(c, e)| match e {
+            Event::Closed(r) if c == id => Some(r),
+            _ => None,
+        })
+    }
+}
+
+/// Steps every node to the next wake-up until `done` or `limit` of virtual
+/// time; returns the time reached.
+fn run(
+    nodes: &mut [&mut Node],
+    now: &mut Instant,
+    limit: Duration,
+    mut done: impl FnMut(&mut [&mut Node], Instant) -> bool,
+) -> bool {
+    let end = *now + limit;
+    for _ in 0..10_000_000 {
+        for n in nodes.iter_mut() {
+            n.poll(*now);
+        }
+        if done(nodes, *now) {
+            return true;
+        }
+        // Send what the application calls just queued.
+        for n in nodes.iter_mut() {
+            n.flush(*now);
+        }
+        let next = nodes.iter().filter_map(|n| n.poll_at()).min();
+        let next = match next {
+            Some(t) if t > *now => t,
+            // Something is due now (or was): go round again, a tick later at
+            // most, so a lower-bound deadline cannot spin.
+            Some(_) => *now + Duration::from_micros(1),
+            None => *now + Duration::from_millis(1),
+        };
+        if next > end {
+            return false;
+        }
+        *now = next;
+    }
+    false
+}
+
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// Client sends `data` on a new connection, server reads it all and echoes
+/// it back, then both close. Returns (bytes the server read, bytes the
+/// client read back).
+fn echo_once(impairment: Impairment, data: &[u8], seed: u64) -> (Vec<u8>, Vec<u8>, Node, Node) {
+    let wire = MemWire::new(seed);
+    let mut server = Node::new(&wire, 1, TcpConfig::default(), impairment);
+    let mut client = Node::new(&wire, 2, TcpConfig::default(), impairment);
+    server
+        .tcp
+        .listen(PORT, ListenConfig::default())
+        .expect("listen");
+    let mut now = Instant::ZERO;
+    let id = client
+        .tcp
+        .connect(now, ip(2), None, (ip(1), PORT))
+        .expect("connect");
+    let (mut sent, mut at_server, mut back) = (0usize, Vec::new(), Vec::new());
+    let mut accepted: Option<ConnId> = None;
+    let mut buf = vec![0u8; 65536];
+    let ok = run(
+        &mut [&mut server, &mut client],
+        &mut now,
+        Duration::from_secs(600),
+        |nodes, now| {
+            let (s, c) = nodes.split_at_mut(1);
+            let (server, client) = (&mut *s[0], &mut *c[0]);
+            let established = client
+                .tcp
+                .conn(id)
+                .is_some_and(|c| c.state() == State::Established);
+            if established && sent < data.len() {
+                sent += client
+                    .tcp
+                    .with_conn(now, id, |conn| {
+                        conn.send_slice(&data[sent..], &mut DeviceAlloc(&mut client.lp.dev))
+                    })
+                    .unwrap_or(0);
+                if sent == data.len() {
+                    client.tcp.with_conn(now, id, |conn| conn.shutdown(now));
+                }
+            }
+            if accepted.is_none() {
+                accepted = server.tcp.accept(PORT);
+            }
+            if let Some(a) = accepted {
+                let n = server
+                    .tcp
+                    .with_conn(now, a, |conn| conn.read(&mut buf))
+                    .unwrap_or(0);
+                at_server.extend_from_slice(&buf[..n]);
+                // Echo what arrived since the last round.
+                let mut off = at_server.len() - n;
+                while off < at_server.len() {
+                    let w = server
+                        .tcp
+                        .with_conn(now, a, |conn| {
+                            conn.send_slice(&at_server[off..], &mut DeviceAlloc(&mut server.lp.dev))
+                        })
+                        .unwrap_or(0);
+                    if w == 0 {
+                        break;
+                    }
+                    off += w;
+                }
+                assert_eq!(
+                    off,
+                    at_server.len(),
+                    "server send buffer filled (test sizes its data to fit)"
+                );
+                if at_server.len() == data.len()
+                    && server
+                        .tcp
+                        .conn(a)
+                        .is_some_and(|c| c.state() == State::CloseWait)
+                {
+                    server.tcp.with_conn(now, a, |conn| conn.close(now));
+                }
+            }
+            let n = client
+                .tcp
+                .with_conn(now, id, |conn| conn.read(&mut buf))
+                .unwrap_or(0);
+            back.extend_from_slice(&buf[..n]);
+            back.len() == data.len() && client.closed(id).is_some() && server.tcp.connections() == 0
+        },
+    );
+    assert!(
+        ok,
+        "echo did not finish: sent {sent}, server read {}, client read back {}; accepted {:?}; client {:?} {:?} {:?}; server {:?}",
+        at_server.len(),
+        back.len(),
+        accepted.and_then(|a| server.tcp.conn(a).map(|c| (c.state(), c.recv_queued(), *c.stats()))),
+        client.tcp.conn(id).map(|c| (c.state(), c.send_queued())),
+        client.events,
+        client.tcp.stats(),
+        server.tcp.stats()
+    );
+    (at_server, back, server, client)
+}
+
+#[test]
+fn echo_with_orderly_close_on_a_clean_wire() {
+    let data = pattern(100_000, 1);
+    let (at_server, back, server, client) = echo_once(Impairment::NONE, &data, 1);
+    assert!(at_server == data && back == data);
+    let (id, _) = client.events[0];
+    assert_eq!(client.closed(id), Some(CloseReason::Normal));
+    assert_eq!(server.tcp.stats().passive_opens, 1);
+    assert_eq!(client.tcp.stats().active_opens, 1);
+    assert_eq!(server.tcp.stats().rst_sent + client.tcp.stats().rst_sent, 0);
+    // ARP resolved once each way, no drops anywhere.
+    assert_eq!(server.lp.iface.stats().total_drops(), 0);
+    assert_eq!(client.lp.iface.stats().total_drops(), 0);
+}
+
+#[test]
+fn echo_survives_loss_reordering_and_duplication() {
+    let imp = Impairment {
+        loss: 0.03,
+        reorder: 0.02,
+        duplicate: 0.01,
+        delay: Duration::from_micros(500),
+        jitter: Duration::from_micros(50),
+        ..Impairment::NONE
+    };
+    for seed in 1..=4 {
+        let data = pattern(120_000, seed as u32);
+        let (at_server, back, _, _) = echo_once(imp, &data, seed);
+        assert!(at_server == data, "seed {seed}: server got wrong bytes");
+        assert!(back == data, "seed {seed}: echo came back wrong");
+    }
+}
+
+#[test]
+fn corrupted_frames_are_caught_by_checksums() {
+    let imp = Impairment {
+        corrupt: 0.05,
+        ..Impairment::NONE
+    };
+    let data = pattern(60_000, 9);
+    let (at_server, back, server, client) = echo_once(imp, &data, 3);
+    assert!(at_server == data && back == data);
+    let caught = server.tcp.stats().drop_bad_checksum
+        + client.tcp.stats().drop_bad_checksum
+        + server.lp.iface.stats().total_drops()
+        + client.lp.iface.stats().total_drops();
+    assert!(caught > 0, "5 % corruption produced no detected error");
+}
+
+#[test]
+fn connect_to_a_closed_port_is_refused_with_rst() {
+    let wire = MemWire::new(5);
+    let mut server = Node::new(&wire, 1, TcpConfig::default(), Impairment::NONE);
+    let mut client = Node::new(&wire, 2, TcpConfig::default(), Impairment::NONE);
+    let mut now = Instant::ZERO;
+    let id = client
+        .tcp
+        .connect(now, ip(2), Some(40000), (ip(1), 81))
+        .expect("connect");
+    let ok = run(
+        &mut [&mut server, &mut client],
+        &mut now,
+        Duration::from_secs(5),
+        |n, _| n[1].closed(id).is_some(),
+    );
+    assert!(ok);
+    assert_eq!(client.closed(id), Some(CloseReason::Refused));
+    assert_eq!(server.tcp.stats().rst_sent, 1);
+    assert_eq!(server.tcp.connections(), 0);
+    assert_eq!(client.tcp.connections(), 0);
+}
+
+#[test]
+fn hundreds_of_concurrent_connections_find_their_own_state() {
+    let wire = MemWire::new(7);
+    let mut server = Node::new(&wire, 1, TcpConfig::default(), Impairment::NONE);
+    let mut client = Node::new(&wire, 2, TcpConfig::default(), Impairment::NONE);
+    server
+        .tcp
+        .listen(PORT, ListenConfig::default())
+        .expect("listen");
+    let mut now = Instant::ZERO;
+    let ids: Vec<ConnId> = (0..300)
+        .map(|_| {
+            client
+                .tcp
+                .connect(now, ip(2), None, (ip(1), PORT))
+                .expect("connect")
+        })
+        .collect();
+    let mut sent = vec![false; ids.len()];
+    let mut served: Vec<ConnId> = Vec::new();
+    let mut got: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+    let mut buf = [0u8; 64];
+    let ok = run(
+        &mut [&mut server, &mut client],
+        &mut now,
+        Duration::from_secs(60),
+        |nodes, now| {
+            let (s, c) = nodes.split_at_mut(1);
+            let (server, client) = (&mut *s[0], &mut *c[0]);
+            for (i, &id) in ids.iter().enumerate() {
+                if !sent[i]
+                    && client
+                        .tcp
+                        .conn(id)
+                        .is_some_and(|c| c.state() == State::Established)
+                {
+                    let msg = format!("conn {i:04}");
+                    let n = client.tcp.with_conn(now, id, |conn| {
+                        conn.send_slice(msg.as_bytes(), &mut DeviceAlloc(&mut client.lp.dev))
+                    });
+                    assert_eq!(n, Some(msg.len()));
+                    client.tcp.with_conn(now, id, |conn| conn.shutdown(now));
+                    sent[i] = true;
+                }
+            }
+            while let Some(a) = server.tcp.accept(PORT) {
+                served.push(a);
+            }
+            for &a in &served {
+                let n = server
+                    .tcp
+                    .with_conn(now, a, |conn| conn.read(&mut buf))
+                    .unwrap_or(0);
+                if n > 0 {
+                    *got.entry(buf[..n].to_vec()).or_default() += 1;
+                    server.tcp.with_conn(now, a, |conn| conn.close(now));
+                }
+            }
+            got.len() == ids.len()
+        },
+    );
+    assert!(ok, "{} of {} messages arrived", got.len(), ids.len());
+    assert!(got.values().all(|&n| n == 1));
+    for i in 0..ids.len() {
+        assert!(got.contains_key(format!("conn {i:04}").as_bytes()));
+    }
+    assert_eq!(server.tcp.stats().passive_opens, 300);
+}
+
+/// A SYN from `src` (a host that does not exist) to the server, as raw bytes.
+fn spoofed_syn(src: Ipv4Addr, port: u16, dst_mac: EthernetAddress) -> Vec<u8> {
+    let tcp = TcpRepr {
+        src_port: port,
+        dst_port: PORT,
+        seq_number: TcpSeqNumber(1000),
+        ack_number: None,
+        flags: TcpFlags::SYN,
+        window_len: 65535,
+        max_seg_size: Some(1460),
+        window_scale: None,
+        sack_permitted: false,
+        sack_ranges: [None; 4],
+        timestamp: None,
+        payload: &[],
+    };
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: self::ip(1),
+        protocol: IpProtocol::Tcp,
+        payload_len: tcp.header_len(),
+        ttl: 64,
+        dscp_ecn: 0,
+        ident: 1,
+    };
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress([0x02, 0, 0x5e, 0, 9, 9]),
+        dst_addr: dst_mac,
+        ethertype: EtherType::Ipv4,
+        vlan: None,
+    };
+    let mut f = vec![0u8; 14 + 20 + tcp.header_len()];
+    eth.emit(&mut EthernetFrame::new_unchecked(&mut f[..14]));
+    ip.emit(
+        &mut Ipv4Packet::new_unchecked(&mut f[14..34]),
+        &ChecksumCaps::SOFTWARE,
+    );
+    tcp.emit(
+        &mut TcpPacket::new_unchecked(&mut f[34..]),
+        src,
+        self::ip(1),
+        &ChecksumCaps::SOFTWARE,
+    );
+    f
+}
+
+#[test]
+fn syn_flood_falls_back_to_cookies_and_a_real_client_still_connects() {
+    let wire = MemWire::new(11);
+    let mut server = Node::new(&wire, 1, TcpConfig::default(), Impairment::NONE);
+    let mut client = Node::new(&wire, 2, TcpConfig::default(), Impairment::NONE);
+    let mut flooder = wire
+        .add_port(MemPortConfig::new(EthernetAddress([
+            0x02, 0, 0x5e, 0, 9, 9,
+        ])))
+        .expect("port")
+        .pop()
+        .expect("queue");
+    server
+        .tcp
+        .listen(
+            PORT,
+            ListenConfig {
+                backlog: 16,
+                syn_backlog: 8,
+                syn_cookies: true,
+            },
+        )
+        .expect("listen");
+    let mut now = Instant::ZERO;
+    // 200 SYNs from addresses that never answer: 8 fill the SYN backlog,
+    // the rest get cookies and leave no state.
+    for i in 0..200u16 {
+        let f = spoofed_syn(
+            Ipv4Addr::new(198, 18, 0, 100 + (i % 100) as u8),
+            10_000 + i,
+            mac(1),
+        );
+        let mut b = flooder.alloc_tx().expect("buffer");
+        b.append(f.len()).expect("room").copy_from_slice(&f);
+        let mut v = vec![b];
+        flooder.tx_burst(now, &mut v);
+    }
+    server.poll(now);
+    assert_eq!(
+        server.tcp.connections(),
+        8,
+        "only the SYN backlog holds state"
+    );
+    assert_eq!(server.tcp.stats().cookies_sent, 192);
+
+    let id = client
+        .tcp
+        .connect(now, ip(2), None, (ip(1), PORT))
+        .expect("connect");
+    let mut accepted = None;
+    let msg = b"through the flood";
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    let ok = run(
+        &mut [&mut server, &mut client],
+        &mut now,
+        Duration::from_secs(10),
+        |nodes, now| {
+            let (s, c) = nodes.split_at_mut(1);
+            let (server, client) = (&mut *s[0], &mut *c[0]);
+            if client
+                .tcp
+                .conn(id)
+                .is_some_and(|c| c.state() == State::Established)
+                && got.is_empty()
+                && accepted.is_none()
+            {
+                client.tcp.with_conn(now, id, |conn| {
+                    conn.send_slice(msg, &mut DeviceAlloc(&mut client.lp.dev))
+                });
+            }
+            if accepted.is_none() {
+                accepted = server.tcp.accept(PORT);
+            }
+            if let Some(a) = accepted {
+                let n = server
+                    .tcp
+                    .with_conn(now, a, |conn| conn.read(&mut buf))
+                    .unwrap_or(0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            got == msg
+        },
+    );
+    assert!(ok, "the legitimate client never got through");
+    let st = server.tcp.stats();
+    assert_eq!(st.cookies_accepted, 1, "{st:?}");
+    assert!(st.cookies_sent >= 193);
+    let a = accepted.expect("accepted");
+    assert_eq!(
+        server.tcp.conn(a).map(|c| c.state()),
+        Some(State::Established)
+    );
+    // The server answers through the cookie connection: its timestamps
+    // continue the clock of the cookie SYN-ACK, so the client's PAWS check
+    // (RFC 7323 §5) accepts every segment.
+    let reply = pattern(200_000, 5);
+    let (mut sent, mut back) = (0usize, Vec::new());
+    let mut buf = vec![0u8; 65536];
+    let ok = run(
+        &mut [&mut server, &mut client],
+        &mut now,
+        Duration::from_secs(30),
+        |nodes, now| {
+            let (s, c) = nodes.split_at_mut(1);
+            let (server, client) = (&mut *s[0], &mut *c[0]);
+            if sent < reply.len() {
+                sent += server
+                    .tcp
+                    .with_conn(now, a, |conn| {
+                        conn.send_slice(&reply[sent..], &mut DeviceAlloc(&mut server.lp.dev))
+                    })
+                    .unwrap_or(0);
+            }
+            let n = client
+                .tcp
+                .with_conn(now, id, |conn| conn.read(&mut buf))
+                .unwrap_or(0);
+            back.extend_from_slice(&buf[..n]);
+            back.len() == reply.len()
+        },
+    );
+    assert!(
+        ok,
+        "reply stalled at {} of {} bytes",
+        back.len(),
+        reply.len()
+    );
+    assert!(back == reply);
+    let paws = client.tcp.conn(id).map(|c| c.stats().paws_drops);
+    assert_eq!(paws, Some(0));
+}
+
+#[test]
+fn time_wait_gives_way_to_a_newer_syn_when_reuse_is_on() {
+    let wire = MemWire::new(13);
+    let server_cfg = TcpConfig {
+        time_wait_reuse: true,
+        ..TcpConfig::default()
+    };
+    let mut server = Node::new(&wire, 1, server_cfg, Impairment::NONE);
+    let mut client = Node::new(&wire, 2, TcpConfig::default(), Impairment::NONE);
+    server
+        .tcp
+        .listen(PORT, ListenConfig::default())
+        .expect("listen");
+    let mut now = Instant::ZERO;
+    let first = client
+        .tcp
+        .connect(now, ip(2), Some(45000), (ip(1), PORT))
+        .expect("connect");
+    let mut a = None;
+    // The server closes first, so the server's side holds TIME-WAIT.
+    let ok = run(
+        &mut [&mut server, &mut client],
+        &mut now,
+        Duration::from_secs(10),
+        |nodes, now| {
+            let (s, c) = nodes.split_at_mut(1);
+            let (server, client) = (&mut *s[0], &mut *c[0]);
+            if a.is_none() {
+                a = server.tcp.accept(PORT);
+                if let Some(id) = a {
+                    server.tcp.with_conn(now, id, |conn| conn.close(now));
+                }
+            }
+            if client
+                .tcp
+                .conn(first)
+                .is_some_and(|c| c.state() == State::CloseWait)
+            {
+                client.tcp.with_conn(now, first, |conn| conn.close(now));
+            }
+            a.is_some_and(|id| {
+                server
+                    .tcp
+                    .conn(id)
+                    .is_some_and(|c| c.state() == State::TimeWait)
+            }) && client.closed(first).is_some()
+        },
+    );
+    assert!(
+        ok,
+        "server never reached TIME-WAIT: server {:?}, client {:?} {:?}",
+        a.and_then(|id| server.tcp.conn(id).map(|c| c.state())),
+        client.tcp.conn(first).map(|c| c.state()),
+        client.events
+    );
+    // Same 4-tuple again, well inside 2·MSL.
+    now += Duration::from_secs(1);
+    let second = client
+        .tcp
+        .connect(now, ip(2), Some(45000), (ip(1), PORT))
+        .expect("reconnect");
+    let ok = run(
+        &mut [&mut server, &mut client],
+        &mut now,
+        Duration::from_secs(10),
+        |nodes, _| {
+            nodes[1]
+                .tcp
+                .conn(second)
+                .is_some_and(|c| c.state() == State::Established)
+        },
+    );
+    assert!(ok, "the new connection did not replace TIME-WAIT");
+    assert_eq!(server.tcp.stats().time_wait_reused, 1);
+}
