@@ -4,11 +4,11 @@
 
 use std::net::Ipv4Addr;
 
-use wirespeed::buf::{HeapBuf, PacketBuf};
+use wirespeed::buf::PacketBuf;
 use wirespeed::net::{Interface, InterfaceConfig};
 use wirespeed::port::mem::{Impairment, MemDevice, MemPortConfig, MemWire};
 use wirespeed::port::Device;
-use wirespeed::rt::{DeviceAlloc, HostLoop};
+use wirespeed::rt::{DeviceAlloc, TcpHost};
 use wirespeed::tcp::{CloseReason, ConnId, Event, ListenConfig, State, TcpConfig, TcpStack};
 use wirespeed::wire::{
     ChecksumCaps, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet,
@@ -26,10 +26,9 @@ fn ip(last: u8) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 0, last)
 }
 
-/// One host: an interface on a mem port and a TCP stack above it.
+/// One host: a [`TcpHost`] on a mem port, with the events it raised.
 struct Node {
-    lp: HostLoop<MemDevice>,
-    tcp: TcpStack<HeapBuf>,
+    host: TcpHost<MemDevice>,
     events: Vec<(ConnId, Event)>,
 }
 
@@ -51,54 +50,31 @@ impl Node {
         for (i, b) in secret.iter_mut().enumerate() {
             *b = (i as u8).wrapping_mul(31) ^ last;
         }
+        let stack = TcpStack::new(tcp, ChecksumCaps::SOFTWARE, secret, Instant::ZERO);
         Node {
-            lp: HostLoop::new(iface, dev),
-            tcp: TcpStack::new(tcp, ChecksumCaps::SOFTWARE, secret, Instant::ZERO),
+            host: TcpHost::new(iface, dev, stack),
             events: Vec::new(),
         }
     }
 
     fn poll(&mut self, now: Instant) {
-        let mut deliveries = Vec::new();
-        self.lp.poll(now, |d| deliveries.push(d), |_| {});
-        for d in deliveries {
-            if d.repr.protocol == IpProtocol::Tcp {
-                self.tcp.handle_packet(now, d);
-            } else {
-                self.lp.recycle(d.buf);
-            }
-        }
-        self.tcp.handle_timeout(now);
-        self.flush(now);
+        self.host.poll(now);
+        self.collect();
     }
 
     fn flush(&mut self, now: Instant) {
-        while let Some((dst, seg)) = self
-            .tcp
-            .poll_transmit(now, &mut DeviceAlloc(&mut self.lp.dev))
-        {
-            let _ = self.lp.iface.send_ipv4(
-                now,
-                dst,
-                IpProtocol::Tcp,
-                seg,
-                &mut DeviceAlloc(&mut self.lp.dev),
-            );
-        }
-        self.lp.flush(now);
-        while let Some(b) = self.tcp.poll_recycle() {
-            self.lp.recycle(b);
-        }
-        while let Some(e) = self.tcp.poll_event() {
+        self.host.flush(now);
+        self.collect();
+    }
+
+    fn collect(&mut self) {
+        while let Some(e) = self.host.poll_event() {
             self.events.push(e);
         }
     }
 
     fn poll_at(&self) -> Option<Instant> {
-        [self.lp.poll_at(), self.tcp.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        self.host.poll_at()
     }
 
     fn closed(&self, id: ConnId) -> Option<CloseReason> {
@@ -165,11 +141,13 @@ fn echo_once(impairment: Impairment, data: &[u8], seed: u64) -> (Vec<u8>, Vec<u8
     let mut server = Node::new(&wire, 1, TcpConfig::default(), impairment);
     let mut client = Node::new(&wire, 2, TcpConfig::default(), impairment);
     server
+        .host
         .tcp
         .listen(PORT, ListenConfig::default())
         .expect("listen");
     let mut now = Instant::ZERO;
     let id = client
+        .host
         .tcp
         .connect(now, ip(2), None, (ip(1), PORT))
         .expect("connect");
@@ -184,25 +162,31 @@ fn echo_once(impairment: Impairment, data: &[u8], seed: u64) -> (Vec<u8>, Vec<u8
             let (s, c) = nodes.split_at_mut(1);
             let (server, client) = (&mut *s[0], &mut *c[0]);
             let established = client
+                .host
                 .tcp
                 .conn(id)
                 .is_some_and(|c| c.state() == State::Established);
             if established && sent < data.len() {
                 sent += client
+                    .host
                     .tcp
                     .with_conn(now, id, |conn| {
-                        conn.send_slice(&data[sent..], &mut DeviceAlloc(&mut client.lp.dev))
+                        conn.send_slice(&data[sent..], &mut DeviceAlloc(&mut client.host.lp.dev))
                     })
                     .unwrap_or(0);
                 if sent == data.len() {
-                    client.tcp.with_conn(now, id, |conn| conn.shutdown(now));
+                    client
+                        .host
+                        .tcp
+                        .with_conn(now, id, |conn| conn.shutdown(now));
                 }
             }
             if accepted.is_none() {
-                accepted = server.tcp.accept(PORT);
+                accepted = server.host.tcp.accept(PORT);
             }
             if let Some(a) = accepted {
                 let n = server
+                    .host
                     .tcp
                     .with_conn(now, a, |conn| conn.read(&mut buf))
                     .unwrap_or(0);
@@ -211,9 +195,13 @@ fn echo_once(impairment: Impairment, data: &[u8], seed: u64) -> (Vec<u8>, Vec<u8
                 let mut off = at_server.len() - n;
                 while off < at_server.len() {
                     let w = server
+                        .host
                         .tcp
                         .with_conn(now, a, |conn| {
-                            conn.send_slice(&at_server[off..], &mut DeviceAlloc(&mut server.lp.dev))
+                            conn.send_slice(
+                                &at_server[off..],
+                                &mut DeviceAlloc(&mut server.host.lp.dev),
+                            )
                         })
                         .unwrap_or(0);
                     if w == 0 {
@@ -228,19 +216,23 @@ fn echo_once(impairment: Impairment, data: &[u8], seed: u64) -> (Vec<u8>, Vec<u8
                 );
                 if at_server.len() == data.len()
                     && server
+                        .host
                         .tcp
                         .conn(a)
                         .is_some_and(|c| c.state() == State::CloseWait)
                 {
-                    server.tcp.with_conn(now, a, |conn| conn.close(now));
+                    server.host.tcp.with_conn(now, a, |conn| conn.close(now));
                 }
             }
             let n = client
+                .host
                 .tcp
                 .with_conn(now, id, |conn| conn.read(&mut buf))
                 .unwrap_or(0);
             back.extend_from_slice(&buf[..n]);
-            back.len() == data.len() && client.closed(id).is_some() && server.tcp.connections() == 0
+            back.len() == data.len()
+                && client.closed(id).is_some()
+                && server.host.tcp.connections() == 0
         },
     );
     assert!(
@@ -248,11 +240,11 @@ fn echo_once(impairment: Impairment, data: &[u8], seed: u64) -> (Vec<u8>, Vec<u8
         "echo did not finish: sent {sent}, server read {}, client read back {}; accepted {:?}; client {:?} {:?} {:?}; server {:?}",
         at_server.len(),
         back.len(),
-        accepted.and_then(|a| server.tcp.conn(a).map(|c| (c.state(), c.recv_queued(), *c.stats()))),
-        client.tcp.conn(id).map(|c| (c.state(), c.send_queued())),
+        accepted.and_then(|a| server.host.tcp.conn(a).map(|c| (c.state(), c.recv_queued(), *c.stats()))),
+        client.host.tcp.conn(id).map(|c| (c.state(), c.send_queued())),
         client.events,
-        client.tcp.stats(),
-        server.tcp.stats()
+        client.host.tcp.stats(),
+        server.host.tcp.stats()
     );
     (at_server, back, server, client)
 }
@@ -264,12 +256,15 @@ fn echo_with_orderly_close_on_a_clean_wire() {
     assert!(at_server == data && back == data);
     let (id, _) = client.events[0];
     assert_eq!(client.closed(id), Some(CloseReason::Normal));
-    assert_eq!(server.tcp.stats().passive_opens, 1);
-    assert_eq!(client.tcp.stats().active_opens, 1);
-    assert_eq!(server.tcp.stats().rst_sent + client.tcp.stats().rst_sent, 0);
+    assert_eq!(server.host.tcp.stats().passive_opens, 1);
+    assert_eq!(client.host.tcp.stats().active_opens, 1);
+    assert_eq!(
+        server.host.tcp.stats().rst_sent + client.host.tcp.stats().rst_sent,
+        0
+    );
     // ARP resolved once each way, no drops anywhere.
-    assert_eq!(server.lp.iface.stats().total_drops(), 0);
-    assert_eq!(client.lp.iface.stats().total_drops(), 0);
+    assert_eq!(server.host.lp.iface.stats().total_drops(), 0);
+    assert_eq!(client.host.lp.iface.stats().total_drops(), 0);
 }
 
 #[test]
@@ -299,10 +294,10 @@ fn corrupted_frames_are_caught_by_checksums() {
     let data = pattern(60_000, 9);
     let (at_server, back, server, client) = echo_once(imp, &data, 3);
     assert!(at_server == data && back == data);
-    let caught = server.tcp.stats().drop_bad_checksum
-        + client.tcp.stats().drop_bad_checksum
-        + server.lp.iface.stats().total_drops()
-        + client.lp.iface.stats().total_drops();
+    let caught = server.host.tcp.stats().drop_bad_checksum
+        + client.host.tcp.stats().drop_bad_checksum
+        + server.host.lp.iface.stats().total_drops()
+        + client.host.lp.iface.stats().total_drops();
     assert!(caught > 0, "5 % corruption produced no detected error");
 }
 
@@ -313,6 +308,7 @@ fn connect_to_a_closed_port_is_refused_with_rst() {
     let mut client = Node::new(&wire, 2, TcpConfig::default(), Impairment::NONE);
     let mut now = Instant::ZERO;
     let id = client
+        .host
         .tcp
         .connect(now, ip(2), Some(40000), (ip(1), 81))
         .expect("connect");
@@ -324,9 +320,9 @@ fn connect_to_a_closed_port_is_refused_with_rst() {
     );
     assert!(ok);
     assert_eq!(client.closed(id), Some(CloseReason::Refused));
-    assert_eq!(server.tcp.stats().rst_sent, 1);
-    assert_eq!(server.tcp.connections(), 0);
-    assert_eq!(client.tcp.connections(), 0);
+    assert_eq!(server.host.tcp.stats().rst_sent, 1);
+    assert_eq!(server.host.tcp.connections(), 0);
+    assert_eq!(client.host.tcp.connections(), 0);
 }
 
 #[test]
@@ -335,6 +331,7 @@ fn hundreds_of_concurrent_connections_find_their_own_state() {
     let mut server = Node::new(&wire, 1, TcpConfig::default(), Impairment::NONE);
     let mut client = Node::new(&wire, 2, TcpConfig::default(), Impairment::NONE);
     server
+        .host
         .tcp
         .listen(PORT, ListenConfig::default())
         .expect("listen");
@@ -342,6 +339,7 @@ fn hundreds_of_concurrent_connections_find_their_own_state() {
     let ids: Vec<ConnId> = (0..300)
         .map(|_| {
             client
+                .host
                 .tcp
                 .connect(now, ip(2), None, (ip(1), PORT))
                 .expect("connect")
@@ -361,30 +359,35 @@ fn hundreds_of_concurrent_connections_find_their_own_state() {
             for (i, &id) in ids.iter().enumerate() {
                 if !sent[i]
                     && client
+                        .host
                         .tcp
                         .conn(id)
                         .is_some_and(|c| c.state() == State::Established)
                 {
                     let msg = format!("conn {i:04}");
-                    let n = client.tcp.with_conn(now, id, |conn| {
-                        conn.send_slice(msg.as_bytes(), &mut DeviceAlloc(&mut client.lp.dev))
+                    let n = client.host.tcp.with_conn(now, id, |conn| {
+                        conn.send_slice(msg.as_bytes(), &mut DeviceAlloc(&mut client.host.lp.dev))
                     });
                     assert_eq!(n, Some(msg.len()));
-                    client.tcp.with_conn(now, id, |conn| conn.shutdown(now));
+                    client
+                        .host
+                        .tcp
+                        .with_conn(now, id, |conn| conn.shutdown(now));
                     sent[i] = true;
                 }
             }
-            while let Some(a) = server.tcp.accept(PORT) {
+            while let Some(a) = server.host.tcp.accept(PORT) {
                 served.push(a);
             }
             for &a in &served {
                 let n = server
+                    .host
                     .tcp
                     .with_conn(now, a, |conn| conn.read(&mut buf))
                     .unwrap_or(0);
                 if n > 0 {
                     *got.entry(buf[..n].to_vec()).or_default() += 1;
-                    server.tcp.with_conn(now, a, |conn| conn.close(now));
+                    server.host.tcp.with_conn(now, a, |conn| conn.close(now));
                 }
             }
             got.len() == ids.len()
@@ -395,7 +398,7 @@ fn hundreds_of_concurrent_connections_find_their_own_state() {
     for i in 0..ids.len() {
         assert!(got.contains_key(format!("conn {i:04}").as_bytes()));
     }
-    assert_eq!(server.tcp.stats().passive_opens, 300);
+    assert_eq!(server.host.tcp.stats().passive_opens, 300);
 }
 
 /// A SYN from `src` (a host that does not exist) to the server, as raw bytes.
@@ -457,6 +460,7 @@ fn syn_flood_falls_back_to_cookies_and_a_real_client_still_connects() {
         .pop()
         .expect("queue");
     server
+        .host
         .tcp
         .listen(
             PORT,
@@ -483,13 +487,14 @@ fn syn_flood_falls_back_to_cookies_and_a_real_client_still_connects() {
     }
     server.poll(now);
     assert_eq!(
-        server.tcp.connections(),
+        server.host.tcp.connections(),
         8,
         "only the SYN backlog holds state"
     );
-    assert_eq!(server.tcp.stats().cookies_sent, 192);
+    assert_eq!(server.host.tcp.stats().cookies_sent, 192);
 
     let id = client
+        .host
         .tcp
         .connect(now, ip(2), None, (ip(1), PORT))
         .expect("connect");
@@ -505,21 +510,23 @@ fn syn_flood_falls_back_to_cookies_and_a_real_client_still_connects() {
             let (s, c) = nodes.split_at_mut(1);
             let (server, client) = (&mut *s[0], &mut *c[0]);
             if client
+                .host
                 .tcp
                 .conn(id)
                 .is_some_and(|c| c.state() == State::Established)
                 && got.is_empty()
                 && accepted.is_none()
             {
-                client.tcp.with_conn(now, id, |conn| {
-                    conn.send_slice(msg, &mut DeviceAlloc(&mut client.lp.dev))
+                client.host.tcp.with_conn(now, id, |conn| {
+                    conn.send_slice(msg, &mut DeviceAlloc(&mut client.host.lp.dev))
                 });
             }
             if accepted.is_none() {
-                accepted = server.tcp.accept(PORT);
+                accepted = server.host.tcp.accept(PORT);
             }
             if let Some(a) = accepted {
                 let n = server
+                    .host
                     .tcp
                     .with_conn(now, a, |conn| conn.read(&mut buf))
                     .unwrap_or(0);
@@ -529,12 +536,12 @@ fn syn_flood_falls_back_to_cookies_and_a_real_client_still_connects() {
         },
     );
     assert!(ok, "the legitimate client never got through");
-    let st = server.tcp.stats();
+    let st = server.host.tcp.stats();
     assert_eq!(st.cookies_accepted, 1, "{st:?}");
     assert!(st.cookies_sent >= 193);
     let a = accepted.expect("accepted");
     assert_eq!(
-        server.tcp.conn(a).map(|c| c.state()),
+        server.host.tcp.conn(a).map(|c| c.state()),
         Some(State::Established)
     );
     // The server answers through the cookie connection: its timestamps
@@ -552,13 +559,15 @@ fn syn_flood_falls_back_to_cookies_and_a_real_client_still_connects() {
             let (server, client) = (&mut *s[0], &mut *c[0]);
             if sent < reply.len() {
                 sent += server
+                    .host
                     .tcp
                     .with_conn(now, a, |conn| {
-                        conn.send_slice(&reply[sent..], &mut DeviceAlloc(&mut server.lp.dev))
+                        conn.send_slice(&reply[sent..], &mut DeviceAlloc(&mut server.host.lp.dev))
                     })
                     .unwrap_or(0);
             }
             let n = client
+                .host
                 .tcp
                 .with_conn(now, id, |conn| conn.read(&mut buf))
                 .unwrap_or(0);
@@ -573,7 +582,7 @@ fn syn_flood_falls_back_to_cookies_and_a_real_client_still_connects() {
         reply.len()
     );
     assert!(back == reply);
-    let paws = client.tcp.conn(id).map(|c| c.stats().paws_drops);
+    let paws = client.host.tcp.conn(id).map(|c| c.stats().paws_drops);
     assert_eq!(paws, Some(0));
 }
 
@@ -587,11 +596,13 @@ fn time_wait_gives_way_to_a_newer_syn_when_reuse_is_on() {
     let mut server = Node::new(&wire, 1, server_cfg, Impairment::NONE);
     let mut client = Node::new(&wire, 2, TcpConfig::default(), Impairment::NONE);
     server
+        .host
         .tcp
         .listen(PORT, ListenConfig::default())
         .expect("listen");
     let mut now = Instant::ZERO;
     let first = client
+        .host
         .tcp
         .connect(now, ip(2), Some(45000), (ip(1), PORT))
         .expect("connect");
@@ -605,20 +616,25 @@ fn time_wait_gives_way_to_a_newer_syn_when_reuse_is_on() {
             let (s, c) = nodes.split_at_mut(1);
             let (server, client) = (&mut *s[0], &mut *c[0]);
             if a.is_none() {
-                a = server.tcp.accept(PORT);
+                a = server.host.tcp.accept(PORT);
                 if let Some(id) = a {
-                    server.tcp.with_conn(now, id, |conn| conn.close(now));
+                    server.host.tcp.with_conn(now, id, |conn| conn.close(now));
                 }
             }
             if client
+                .host
                 .tcp
                 .conn(first)
                 .is_some_and(|c| c.state() == State::CloseWait)
             {
-                client.tcp.with_conn(now, first, |conn| conn.close(now));
+                client
+                    .host
+                    .tcp
+                    .with_conn(now, first, |conn| conn.close(now));
             }
             a.is_some_and(|id| {
                 server
+                    .host
                     .tcp
                     .conn(id)
                     .is_some_and(|c| c.state() == State::TimeWait)
@@ -628,13 +644,14 @@ fn time_wait_gives_way_to_a_newer_syn_when_reuse_is_on() {
     assert!(
         ok,
         "server never reached TIME-WAIT: server {:?}, client {:?} {:?}",
-        a.and_then(|id| server.tcp.conn(id).map(|c| c.state())),
-        client.tcp.conn(first).map(|c| c.state()),
+        a.and_then(|id| server.host.tcp.conn(id).map(|c| c.state())),
+        client.host.tcp.conn(first).map(|c| c.state()),
         client.events
     );
     // Same 4-tuple again, well inside 2·MSL.
     now += Duration::from_secs(1);
     let second = client
+        .host
         .tcp
         .connect(now, ip(2), Some(45000), (ip(1), PORT))
         .expect("reconnect");
@@ -644,11 +661,12 @@ fn time_wait_gives_way_to_a_newer_syn_when_reuse_is_on() {
         Duration::from_secs(10),
         |nodes, _| {
             nodes[1]
+                .host
                 .tcp
                 .conn(second)
                 .is_some_and(|c| c.state() == State::Established)
         },
     );
     assert!(ok, "the new connection did not replace TIME-WAIT");
-    assert_eq!(server.tcp.stats().time_wait_reused, 1);
+    assert_eq!(server.host.tcp.stats().time_wait_reused, 1);
 }

@@ -4,6 +4,11 @@
 //! receive a burst, hand each frame to the interface, run due timers, send
 //! what the stack produced in one burst, give dropped buffers back to the
 //! device. The caller reads the clock once per iteration and passes it in.
+//! [`TcpHost`] adds a TCP stack above it.
+
+mod tcp_host;
+
+pub use tcp_host::{TcpHost, EVENT_QUEUE_LEN};
 
 use crate::buf::BufAlloc;
 use crate::net::{Interface, Ipv4Delivery, NetEvent};
