@@ -1,36 +1,74 @@
-//! The per-core hierarchical timer wheel.
+//! The per-core timer wheel.
 //!
 //! One wheel per worker core (DESIGN.md, principles 2 and 5) holds every
 //! timer of every connection on that core: tens of millions of entries, so
-//! each operation must be O(1) and each entry small.
+//! each operation must be O(1), each entry small, and no loop iteration may
+//! do work for timers that are not due.
 //!
 //! # Structure
 //!
+//! The wheel does not cascade: it is the design of Linux's timer wheel since
+//! 4.8 (`kernel/time/timer.c`, "timer: Switch to a non-cascading wheel"). A
+//! timer is filed once, in the level whose granularity fits its delay, and
+//! stays there until it fires; expiry is rounded *up* to that granularity, so
+//! accuracy falls off with the delay (never early, a bounded fraction late)
+//! in exchange for never re-filing entries that are not due.
+//!
 //! Time is counted in ticks (1 ms by default, configurable). There are
-//! [`LEVELS`] = 6 levels of 64 slots: level `L` slot `s` holds timers whose
-//! deadline tick agrees with the wheel's current tick on every bit above
-//! `6·(L+1)` and has `s` in bits `6·L .. 6·L+6`. Level 0 slots are one tick
-//! wide, level 5 slots 2³⁰ ticks; the levels together span 2³⁶ ticks (about
-//! 795 days at 1 ms). Deadlines further out sit on an overflow list and are
-//! re-filed when the wheel reaches their 2³⁶-tick block.
+//! [`LEVELS`] = 21 levels of 64 slots, and a level-`n` slot is `8ⁿ` ticks wide
+//! (Linux's `LVL_CLK_SHIFT` = 3): level 0 spans 64 ticks one tick apart,
+//! level 1 512 ticks 8 apart, level 2 4 096 ticks 64 apart, …, level 8 about
+//! 12 days at 1 ms, level 20 2⁶⁶ ticks. Together they cover the whole `u64`
+//! tick range, so there is no overflow list and no clamping: levels that hold
+//! nothing cost nothing (a mask of non-empty levels skips them).
+//!
+//! A timer due at tick `when` (its deadline rounded up to a tick) is filed
+//! relative to the wheel's current tick `elapsed` in the lowest level `n`
+//! whose ring can hold it: its expiry `T`, `when` rounded up to a multiple of
+//! `8ⁿ`, must satisfy `T/8ⁿ − elapsed/8ⁿ ≤ 64` (integer division). Each slot
+//! then holds timers of one expiry only; when the wheel reaches `T` every
+//! entry of the slot fires. (A timer whose `T` would lie past the last tick an
+//! [`Instant`] can name, while `when` does not, waits on a list due at that
+//! last tick.)
 //!
 //! Entries live in a slab (`Vec` plus free list) and each slot is an
 //! intrusive doubly-linked list threaded through the slab by `u32` index, so
-//! after warm-up nothing allocates. A 64-bit occupancy mask per level finds
-//! the next non-empty slot with one `trailing_zeros`.
+//! after warm-up nothing allocates. A 64-bit occupancy mask per level, rotated
+//! to the level's current slot, finds its next due slot with one
+//! `trailing_zeros`.
 //!
 //! - [`insert`](TimerWheel::insert), [`cancel`](TimerWheel::cancel),
-//!   [`reschedule`](TimerWheel::reschedule): O(1).
-//! - [`poll_expired`](TimerWheel::poll_expired): amortised O(1) per timer:
-//!   when the wheel reaches a level-`L` slot its entries move down to a lower
-//!   level (a *cascade*), at most [`LEVELS`] times per timer, plus one
-//!   re-filing per 2³⁶ ticks for overflow entries.
+//!   [`reschedule`](TimerWheel::reschedule): O(1): the level comes from the
+//!   delay's leading zeros, and at most two levels are tried.
+//! - [`poll_expired`](TimerWheel::poll_expired): O(1) per timer fired plus
+//!   O(non-empty levels) per due slot and per call. A slot that comes due is
+//!   handed whole to a due list in O(1), however many timers it holds, and
+//!   each call pops one; so a call touches no entry but the one it returns,
+//!   and a worker can bound the work of a loop iteration by how many timers
+//!   it polls. When `now` jumps far ahead the wheel goes from one due slot
+//!   straight to the next through the masks, never through the empty ticks
+//!   between. No timer that is not due is ever touched.
+//! - [`next_deadline`](TimerWheel::next_deadline): O(non-empty levels).
 //!
 //! # Contract
 //!
-//! - A timer never fires early: it fires from the first `poll_expired(now)`
-//!   whose `now` is at or after the deadline rounded *up* to a tick, so it is
-//!   at most one tick late relative to a caller that polls every tick.
+//! - A timer never fires early: it fires from a `poll_expired(now)` whose
+//!   `now` is at or after its deadline rounded up to a tick (`when`).
+//! - It fires at most a bounded time late. Let `delay = when − elapsed`
+//!   ticks, taken when it was inserted or last rescheduled, where `elapsed`
+//!   is the tick of the latest `now` the wheel was polled with (or created
+//!   at). The timer becomes due at a tick `F`, and fires from the first
+//!   `poll_expired(now)` with `now` at or after tick `F`, where
+//!   - `F = when` if `delay ≤ 64` (level 0 is exact to the tick);
+//!   - otherwise `when ≤ F ≤ when + 8ⁿ − 1` with `n ≥ 1` the largest level
+//!     such that `63·8ⁿ⁻¹ + 2 ≤ delay` (see [`max_lateness`]); hence
+//!     `F − when < 8·delay/63`, under 12.7 % of the delay. (Linux quotes
+//!     this bound as "12.5 %"; a ring of 64 slots rounded at both ends
+//!     cannot do exactly 1/8.)
+//!
+//!   A worker that polls every iteration and arms timers at the `now` it
+//!   last polled with sees `delay` as its own deadline minus `now`, to the
+//!   tick.
 //! - A deadline at or before the wheel's current tick (in the past) fires on
 //!   the next poll.
 //! - A deadline that rounds up past the last tick an `Instant` can name
@@ -49,26 +87,49 @@ use core::fmt;
 
 use crate::time::{Duration, Instant};
 
-/// Number of levels.
-pub const LEVELS: usize = 6;
+/// Number of levels: enough for the whole `u64` tick range.
+pub const LEVELS: usize = 21;
+/// Each level's slots are `2^LVL_CLK_SHIFT` times wider than the level
+/// below's (Linux's name).
+const LVL_CLK_SHIFT: u32 = 3;
 const SLOT_BITS: u32 = 6;
 const SLOTS: usize = 1 << SLOT_BITS;
 const SLOT_MASK: u64 = SLOTS as u64 - 1;
-/// Ticks covered by the levels: 2³⁶.
-const SPAN_BITS: u32 = SLOT_BITS * LEVELS as u32;
 
-/// List ids: `0..LEVELS*SLOTS` are wheel slots, then the overflow list and
-/// the ready list (due, waiting to be polled).
+/// List ids: `0..LEVELS*SLOTS` are wheel slots, then the ready list (timers
+/// armed in the past), the list due at the last nameable tick, the list of
+/// timers that never fire, and `LEVELS + 1` due lists: the slots (and the
+/// last-tick list) that came due together, waiting to be polled.
 const WHEEL_LISTS: u16 = (LEVELS * SLOTS) as u16;
-const OVERFLOW: u16 = WHEEL_LISTS;
-const READY: u16 = WHEEL_LISTS + 1;
-const LISTS: usize = READY as usize + 1;
+const READY: u16 = WHEEL_LISTS;
+const LAST: u16 = WHEEL_LISTS + 1;
+const NEVER: u16 = WHEEL_LISTS + 2;
+const DUE: u16 = WHEEL_LISTS + 3;
+const LISTS: usize = DUE as usize + LEVELS + 1;
 /// `Entry::list` of a free slab slot.
 const FREE: u16 = u16::MAX;
 const NIL: u32 = u32::MAX;
 
 /// The default tick: 1 ms.
 pub const DEFAULT_TICK: Duration = Duration::from_millis(1);
+
+/// The most ticks late a timer armed `delay` ticks ahead can fire (see the
+/// module docs): 0 up to 64 ticks, then `8ⁿ − 1` for the largest `n ≥ 1`
+/// with `63·8ⁿ⁻¹ + 2 ≤ delay`. Always below `8·delay/63`.
+pub fn max_lateness(delay: u64) -> u64 {
+    let mut late = 0;
+    let mut level = 1;
+    while level < LEVELS as u32 {
+        let below = 1u64 << ((level - 1) * LVL_CLK_SHIFT);
+        let threshold = below.saturating_mul(63).saturating_add(2);
+        if delay < threshold {
+            break;
+        }
+        late = (below << LVL_CLK_SHIFT) - 1;
+        level += 1;
+    }
+    late
+}
 
 /// Identifies a timer in a [`TimerWheel`]. Stale handles are harmless.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -93,25 +154,45 @@ struct Entry<T> {
     next: u32,
     prev: u32,
     generation: u32,
+    /// The list the entry is on, `FREE` if none. Exact for a list's first
+    /// entry; for the others it may name a list the entry was moved away
+    /// from with its whole list (a due slot handed over in O(1)), which is
+    /// harmless: only a first entry's `list` is ever read, besides `FREE`.
     list: u16,
     value: Option<T>,
 }
 
-/// A hierarchical timer wheel carrying a `T` per timer (typically a
-/// connection index). See the module docs for the contract.
+/// Work done by expiry, counted for the tests.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Work {
+    /// Entries touched by expiry: the ones it fired.
+    entries: u64,
+    /// Levels examined while looking for, or collecting, due slots.
+    levels: u64,
+}
+
+/// A non-cascading hierarchical timer wheel carrying a `T` per timer
+/// (typically a connection index). See the module docs for the contract.
 pub struct TimerWheel<T> {
     entries: Vec<Entry<T>>,
     heads: [u32; LISTS],
+    /// Bit `s` of `occupied[n]`: level `n` slot `s` is non-empty.
     occupied: [u64; LEVELS],
+    /// Bit `n`: `occupied[n] != 0`.
+    levels: u32,
+    /// Bit `k`: due list `DUE + k` is non-empty.
+    due: u32,
     free_head: u32,
-    /// The current tick: every timer with `when <= elapsed` is on the ready
-    /// list or has fired.
+    /// The current tick: every timer whose expiry is at or before it is on
+    /// the ready list or has fired, and every slot's expiry is after it.
     elapsed: u64,
+    /// The last tick an `Instant` can name.
+    max_tick: u64,
     tick_ns: u64,
     len: usize,
-    /// Lower bound on `when` over the overflow list.
-    overflow_min: u64,
-    cascades: u64,
+    #[cfg(test)]
+    work: Work,
 }
 
 impl<T> fmt::Debug for TimerWheel<T> {
@@ -140,12 +221,15 @@ impl<T> TimerWheel<T> {
             entries: Vec::with_capacity(capacity),
             heads: [NIL; LISTS],
             occupied: [0; LEVELS],
+            levels: 0,
+            due: 0,
             free_head: NIL,
             elapsed: now.as_nanos() / tick_ns,
+            max_tick: u64::MAX / tick_ns,
             tick_ns,
             len: 0,
-            overflow_min: u64::MAX,
-            cascades: 0,
+            #[cfg(test)]
+            work: Work::default(),
         }
     }
 
@@ -170,18 +254,13 @@ impl<T> TimerWheel<T> {
         self.entries.len()
     }
 
-    /// Entries moved down a level or re-filed from overflow so far: the
-    /// amortised cost of expiry beyond one step per timer.
-    pub fn cascades(&self) -> u64 {
-        self.cascades
-    }
-
     /// Whether `handle` names a pending timer.
     pub fn contains(&self, handle: TimerHandle) -> bool {
         self.live(handle).is_some()
     }
 
-    /// Arms a timer firing at `deadline` (rounded up to a tick).
+    /// Arms a timer firing at `deadline` (rounded up to a tick, then as the
+    /// module docs say: never early, boundedly late).
     pub fn insert(&mut self, deadline: Instant, value: T) -> Result<TimerHandle, WheelFull<T>> {
         let when = self.tick_ceil(deadline);
         let index = if self.free_head != NIL {
@@ -223,8 +302,9 @@ impl<T> TimerWheel<T> {
         self.release(index)
     }
 
-    /// Moves a pending timer to `deadline`, keeping its handle. Returns
-    /// `false` (and does nothing) if the handle is stale.
+    /// Moves a pending timer to `deadline`, keeping its handle; its delay is
+    /// measured from now. Returns `false` (and does nothing) if the handle
+    /// is stale.
     pub fn reschedule(&mut self, handle: TimerHandle, deadline: Instant) -> bool {
         let Some(index) = self.live(handle) else {
             return false;
@@ -237,25 +317,28 @@ impl<T> TimerWheel<T> {
         true
     }
 
-    /// Fires one due timer: returns the value of a timer whose deadline
-    /// (rounded up to a tick) is at or before `now`, removing it, or `None`
-    /// when none is due. Call until `None`; the wheel may be changed between
-    /// calls.
+    /// Fires one due timer: returns the value of a timer that has become due
+    /// at or before `now` (never before its deadline; see the module docs
+    /// for how late), removing it, or `None` when none is due. Call until
+    /// `None`; the wheel may be changed between calls.
     pub fn poll_expired(&mut self, now: Instant) -> Option<T> {
         let now_tick = now.as_nanos() / self.tick_ns;
         loop {
-            let head = self.heads[READY as usize];
-            if head != NIL {
+            if let Some(head) = self.first_due() {
+                #[cfg(test)]
+                {
+                    self.work.entries += 1;
+                }
                 self.unlink(head);
                 return self.release(head);
             }
-            match self.next_expiration() {
-                Some((list, at)) if at <= now_tick => {
-                    self.elapsed = self.elapsed.max(at);
-                    self.refile(list);
-                }
+            if now_tick <= self.elapsed {
+                return None;
+            }
+            match self.next_expiry() {
+                Some(at) if at <= now_tick => self.expire(at),
                 _ => {
-                    self.elapsed = self.elapsed.max(now_tick);
+                    self.elapsed = now_tick;
                     return None;
                 }
             }
@@ -273,16 +356,18 @@ impl<T> TimerWheel<T> {
         n
     }
 
-    /// When to poll next: a lower bound on the earliest instant at which
-    /// [`poll_expired`](Self::poll_expired) returns a timer, or `None` if the
-    /// wheel is empty. Exact when the next timer is within 64 ticks;
-    /// otherwise the start of its slot, where polling only cascades (the
-    /// caller just asks again). A timer already due gives the current tick.
+    /// When to poll next: the instant from which
+    /// [`poll_expired`](Self::poll_expired) returns a timer, or `None` if no
+    /// pending timer can ever fire (the wheel is empty, or holds only
+    /// deadlines past the last nameable tick). It is exact, hence never later
+    /// than the next firing, and it may lie after the earliest deadline by
+    /// the lateness the module docs allow. A timer already due gives the
+    /// current tick. Costs one masked `trailing_zeros` per non-empty level.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let tick = if self.heads[READY as usize] != NIL {
+        let tick = if self.first_due().is_some() {
             self.elapsed
         } else {
-            self.next_expiration()?.1
+            self.expiry_min()?
         };
         Some(Instant::from_nanos(tick.saturating_mul(self.tick_ns)))
     }
@@ -292,70 +377,158 @@ impl<T> TimerWheel<T> {
         n / self.tick_ns + u64::from(!n.is_multiple_of(self.tick_ns))
     }
 
+    /// A timer that is due: the first on the ready list or a due list.
+    fn first_due(&self) -> Option<u32> {
+        let head = self.heads[READY as usize];
+        if head != NIL {
+            return Some(head);
+        }
+        if self.due == 0 {
+            return None;
+        }
+        let list = DUE as usize + self.due.trailing_zeros() as usize;
+        self.heads.get(list).copied()
+    }
+
     fn live(&self, handle: TimerHandle) -> Option<u32> {
         let e = self.entries.get(handle.index as usize)?;
         (e.list != FREE && e.generation == handle.generation).then_some(handle.index)
     }
 
-    /// The list a timer due at tick `when` belongs on, given `elapsed`.
+    /// The list a timer due at tick `when` belongs on, given `elapsed`: the
+    /// lowest level whose ring holds `when` rounded up to the level's
+    /// granularity.
     fn list_for(&self, when: u64) -> u16 {
         if when <= self.elapsed {
             return READY;
         }
-        // The highest bit where `when` and `elapsed` differ picks the level
-        // (at least level 0: the low six bits are the level-0 slot).
-        let masked = (self.elapsed ^ when) | SLOT_MASK;
-        let level = (63 - masked.leading_zeros()) / SLOT_BITS;
-        if level as usize >= LEVELS {
-            return OVERFLOW;
+        if when > self.max_tick {
+            return NEVER;
         }
-        let slot = (when >> (level * SLOT_BITS)) & SLOT_MASK;
-        (level as usize * SLOTS + slot as usize) as u16
-    }
-
-    /// The earliest non-empty list and the tick at which it must be
-    /// processed. Lower levels always come first: every entry of level `L`
-    /// lies within the current level-`L+1` slot.
-    fn next_expiration(&self) -> Option<(u16, u64)> {
-        for (level, &occupied) in self.occupied.iter().enumerate() {
-            let shift = level as u32 * SLOT_BITS;
-            let current = (self.elapsed >> shift) & SLOT_MASK;
-            let ahead = occupied & (u64::MAX << current);
-            if ahead != 0 {
-                let slot = u64::from(ahead.trailing_zeros());
-                let block = self.elapsed & !((1u64 << (shift + SLOT_BITS)) - 1);
-                let at = block | (slot << shift);
-                return Some(((level * SLOTS) as u16 + slot as u16, at));
-            }
-        }
-        if self.heads[OVERFLOW as usize] != NIL {
-            // Start of the first 2^36-tick block holding an overflow entry.
-            let at = self.overflow_min & !((1u64 << SPAN_BITS) - 1);
-            return Some((OVERFLOW, at));
-        }
-        None
-    }
-
-    /// Empties `list` and files each entry again relative to `elapsed`:
-    /// level 0 entries become ready, higher ones move down (cascade).
-    fn refile(&mut self, list: u16) {
-        let mut index = self.heads[list as usize];
-        self.heads[list as usize] = NIL;
-        if list < WHEEL_LISTS {
-            self.occupied[list as usize / SLOTS] &= !(1u64 << (list as usize % SLOTS));
+        let delta = when - self.elapsed;
+        // A level-`n` ring spans `64·8ⁿ` ticks past its current slot, so no
+        // level below `ceil((log2(delta) − 6) / 3)` can hold the timer; that
+        // one or the next does (the next spans 8 times more).
+        let mut level = if delta <= SLOTS as u64 {
+            0
         } else {
-            self.overflow_min = u64::MAX;
-        }
-        let cascades = list >= SLOTS as u16;
-        while index != NIL {
-            let e = &self.entries[index as usize];
-            let next = e.next;
-            let target = self.list_for(e.when);
-            self.link(index, target);
-            if cascades {
-                self.cascades += 1;
+            let bits = u64::BITS - (delta - 1).leading_zeros();
+            (bits - SLOT_BITS).div_ceil(LVL_CLK_SHIFT)
+        };
+        while (level as usize) < LEVELS {
+            let shift = level * LVL_CLK_SHIFT;
+            let granule = 1u64 << shift;
+            // Expiry in granules, rounded up: never early.
+            let expiry = (when >> shift) + u64::from(when & (granule - 1) != 0);
+            if expiry - (self.elapsed >> shift) <= SLOTS as u64 {
+                if expiry > self.max_tick >> shift {
+                    // Rounded up past the last nameable tick; `when` is
+                    // not, so the timer is due at that last tick.
+                    return LAST;
+                }
+                return (level as usize * SLOTS + (expiry & SLOT_MASK) as usize) as u16;
             }
-            index = next;
+            level += 1;
+        }
+        // Unreachable: the top level spans more than `u64`.
+        LAST
+    }
+
+    /// The expiry tick of level `level`'s first non-empty slot after its
+    /// current one (the current slot itself counting as 64 granules ahead).
+    fn level_expiry(&self, level: usize) -> u64 {
+        let shift = level as u32 * LVL_CLK_SHIFT;
+        let base = self.elapsed >> shift;
+        let current = (base & SLOT_MASK) as u32;
+        let ahead = self.occupied[level].rotate_right((current + 1) % SLOTS as u32);
+        let granules = base.saturating_add(u64::from(ahead.trailing_zeros()) + 1);
+        granules.saturating_mul(1 << shift)
+    }
+
+    /// The tick at which the next slot (or the last-tick list) is due.
+    fn expiry_min(&self) -> Option<u64> {
+        let mut best = (self.heads[LAST as usize] != NIL).then_some(self.max_tick);
+        let mut levels = self.levels;
+        while levels != 0 {
+            let level = levels.trailing_zeros() as usize;
+            levels &= levels - 1;
+            // Every slot at this level or above is due at a multiple of its
+            // granule after `elapsed`, never before the next such multiple.
+            let shift = level as u32 * LVL_CLK_SHIFT;
+            let floor = ((self.elapsed >> shift) + 1).saturating_mul(1 << shift);
+            if best.is_some_and(|b| b <= floor) {
+                break;
+            }
+            let at = self.level_expiry(level);
+            best = Some(best.map_or(at, |b| b.min(at)));
+        }
+        best
+    }
+
+    /// [`expiry_min`](Self::expiry_min), counting the work for the tests.
+    fn next_expiry(&mut self) -> Option<u64> {
+        #[cfg(test)]
+        {
+            self.work.levels += u64::from(self.levels.count_ones()) + 1;
+        }
+        self.expiry_min()
+    }
+
+    /// Hands every slot due at tick `at` (the earliest expiry) over to the
+    /// due lists, O(1) each, and makes `at` the current tick. The due lists
+    /// are empty: polling drains them before looking for more.
+    fn expire(&mut self, at: u64) {
+        let mut levels = self.levels;
+        while levels != 0 {
+            let level = levels.trailing_zeros() as usize;
+            levels &= levels - 1;
+            #[cfg(test)]
+            {
+                self.work.levels += 1;
+            }
+            let shift = level as u32 * LVL_CLK_SHIFT;
+            if at & ((1u64 << shift) - 1) != 0 {
+                // Not a multiple of this granule, nor of any coarser one.
+                break;
+            }
+            // `at` lies within this level's ring (it is after `elapsed` and
+            // no later than the level's own next expiry), so the slot of
+            // that index, if occupied, is due exactly at `at`.
+            let slot = ((at >> shift) & SLOT_MASK) as usize;
+            if self.occupied[level] & (1 << slot) != 0 {
+                self.hand_over((level * SLOTS + slot) as u16, DUE + level as u16);
+            }
+        }
+        if at == self.max_tick {
+            self.hand_over(LAST, DUE + LEVELS as u16);
+        }
+        self.elapsed = at;
+    }
+
+    /// Moves the whole of list `from` to the empty due list `to` in O(1):
+    /// only the first entry learns its new list (see `Entry::list`).
+    fn hand_over(&mut self, from: u16, to: u16) {
+        let first = self.heads[from as usize];
+        if first == NIL {
+            return;
+        }
+        self.heads[from as usize] = NIL;
+        self.emptied(from);
+        self.heads[to as usize] = first;
+        self.entries[first as usize].list = to;
+        self.due |= 1 << (to - DUE);
+    }
+
+    /// Clears the mask bit of a list that became empty.
+    fn emptied(&mut self, list: u16) {
+        if list < WHEEL_LISTS {
+            let level = list as usize / SLOTS;
+            self.occupied[level] &= !(1u64 << (list as usize % SLOTS));
+            if self.occupied[level] == 0 {
+                self.levels &= !(1 << level);
+            }
+        } else if list >= DUE {
+            self.due &= !(1 << (list - DUE));
         }
     }
 
@@ -365,34 +538,37 @@ impl<T> TimerWheel<T> {
         e.prev = NIL;
         e.next = head;
         e.list = list;
-        let when = e.when;
         if head != NIL {
             self.entries[head as usize].prev = index;
         }
         self.heads[list as usize] = index;
         if list < WHEEL_LISTS {
-            self.occupied[list as usize / SLOTS] |= 1u64 << (list as usize % SLOTS);
-        } else if list == OVERFLOW {
-            self.overflow_min = self.overflow_min.min(when);
+            let level = list as usize / SLOTS;
+            self.occupied[level] |= 1u64 << (list as usize % SLOTS);
+            self.levels |= 1 << level;
         }
     }
 
     fn unlink(&mut self, index: u32) {
         let e = &self.entries[index as usize];
         let (prev, next, list) = (e.prev, e.next, e.list);
-        if prev == NIL {
-            self.heads[list as usize] = next;
-        } else {
+        if prev != NIL {
+            // Not first: its `list` may be stale, and is not needed.
             self.entries[prev as usize].next = next;
+            if next != NIL {
+                self.entries[next as usize].prev = prev;
+            }
+            return;
         }
+        // First: `list` is exact; the next entry inherits it.
+        self.heads[list as usize] = next;
         if next != NIL {
-            self.entries[next as usize].prev = prev;
+            let n = &mut self.entries[next as usize];
+            n.prev = NIL;
+            n.list = list;
+        } else {
+            self.emptied(list);
         }
-        if list < WHEEL_LISTS && self.heads[list as usize] == NIL {
-            self.occupied[list as usize / SLOTS] &= !(1u64 << (list as usize % SLOTS));
-        }
-        // An emptied overflow list keeps its stale lower bound until the next
-        // re-filing; that is allowed (it is only a bound).
     }
 
     /// Returns an unlinked entry to the free list.
@@ -433,10 +609,33 @@ mod tests {
     }
 
     #[test]
+    fn lateness_bound() {
+        assert_eq!(max_lateness(0), 0);
+        assert_eq!(max_lateness(64), 0);
+        assert_eq!(max_lateness(65), 7);
+        assert_eq!(max_lateness(505), 7);
+        assert_eq!(max_lateness(506), 63);
+        assert_eq!(max_lateness(63 * 64 + 2), 511);
+        assert_eq!(max_lateness(u64::MAX), (1 << 60) - 1);
+        // Always below 8/63 of the delay.
+        let mut d = 65u64;
+        while d < u64::MAX / 16 {
+            for delay in [d, d + 1, d * 2 - 1] {
+                assert!(
+                    u128::from(max_lateness(delay)) * 63 < u128::from(delay) * 8,
+                    "{delay}"
+                );
+            }
+            d = d * 3 / 2;
+        }
+    }
+
+    #[test]
     fn fires_on_time_never_early() {
         let mut w = TimerWheel::new(ms(0), DEFAULT_TICK);
         w.insert(ms(10), 10).unwrap();
         w.insert(Instant::from_micros(10_500), 105).unwrap();
+        w.insert(ms(64), 64).unwrap();
         w.insert(ms(100), 100).unwrap();
         assert_eq!(w.next_deadline(), Some(ms(10)));
         assert!(drain(&mut w, Instant::from_micros(9_999)).is_empty());
@@ -444,8 +643,15 @@ mod tests {
         // 10.5 ms rounds up to tick 11.
         assert!(drain(&mut w, Instant::from_micros(10_999)).is_empty());
         assert_eq!(drain(&mut w, ms(11)), vec![105]);
+        // Level 0 is exact up to 64 ticks ahead.
+        assert_eq!(w.next_deadline(), Some(ms(64)));
+        assert!(drain(&mut w, ms(63)).is_empty());
+        assert_eq!(drain(&mut w, ms(64)), vec![64]);
+        // 100 ticks ahead: level 1, 8-tick slots, due at tick 104.
+        assert_eq!(w.next_deadline(), Some(ms(104)));
+        assert!(drain(&mut w, ms(103)).is_empty());
         assert_eq!(w.len(), 1);
-        assert_eq!(drain(&mut w, ms(1_000)), vec![100]);
+        assert_eq!(drain(&mut w, ms(104)), vec![100]);
         assert!(w.is_empty());
         assert_eq!(w.next_deadline(), None);
     }
@@ -462,17 +668,19 @@ mod tests {
     }
 
     #[test]
-    fn far_deadlines_overflow_and_come_back() {
+    fn far_deadlines_fire_within_the_bound() {
         let day = 86_400_000;
         let mut w = TimerWheel::new(ms(0), DEFAULT_TICK);
-        // Beyond the 2^36-tick span (~795 days at 1 ms).
         let h = w.insert(ms(1_000 * day), 1).unwrap();
         w.insert(ms(3 * day), 2).unwrap();
-        assert_eq!(drain(&mut w, ms(3 * day)), vec![2]);
+        let late = max_lateness(3 * day);
+        assert!(drain(&mut w, ms(3 * day - 1)).is_empty());
+        assert_eq!(drain(&mut w, ms(3 * day + late)), vec![2]);
         assert!(drain(&mut w, ms(1_000 * day - 1)).is_empty());
         assert!(w.contains(h));
-        assert_eq!(drain(&mut w, ms(1_000 * day)), vec![1]);
-        assert!(w.cascades() > 0);
+        let nd = w.next_deadline().unwrap();
+        assert!(nd >= ms(1_000 * day) && nd <= ms(1_000 * day + max_lateness(1_000 * day)));
+        assert_eq!(drain(&mut w, nd), vec![1]);
     }
 
     #[test]
@@ -494,8 +702,20 @@ mod tests {
                 // rather than early.
                 assert!(rest.is_empty(), "tick {tick}");
                 assert_eq!(w.len(), 2);
+                assert_eq!(w.next_deadline(), None);
             }
         }
+        // Near the end of time, from a late start.
+        let mut w = TimerWheel::new(Instant::from_nanos(u64::MAX - 100), Duration::from_nanos(1));
+        w.insert(Instant::from_nanos(u64::MAX - 50), 1).unwrap();
+        // 100 ticks ahead: an 8-tick slot would end past `u64::MAX`, so it
+        // waits for the last tick.
+        w.insert(Instant::from_nanos(u64::MAX - 1), 2).unwrap();
+        assert_eq!(drain(&mut w, Instant::from_nanos(u64::MAX - 51)), vec![]);
+        assert_eq!(drain(&mut w, Instant::from_nanos(u64::MAX - 50)), vec![1]);
+        assert_eq!(w.next_deadline(), Some(Instant::from_nanos(u64::MAX)));
+        assert_eq!(drain(&mut w, Instant::from_nanos(u64::MAX - 1)), vec![]);
+        assert_eq!(drain(&mut w, Instant::from_nanos(u64::MAX)), vec![2]);
     }
 
     #[test]
@@ -532,7 +752,7 @@ mod tests {
         assert!(w.reschedule(b, ms(20_000)));
         assert_eq!(drain(&mut w, ms(3)), vec![1]);
         assert!(drain(&mut w, ms(19_999)).is_empty());
-        assert_eq!(drain(&mut w, ms(20_000)), vec![2]);
+        assert_eq!(drain(&mut w, ms(20_000 + max_lateness(20_000))), vec![2]);
     }
 
     /// Tiny deterministic generator for the bulk tests.
@@ -550,6 +770,7 @@ mod tests {
     fn one_million_timers() {
         const N: u64 = 1_000_000;
         let tick = DEFAULT_TICK;
+        let tick_ns = tick.as_nanos() as u64;
         let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
         let mut w = TimerWheel::with_capacity(ms(0), tick, N as usize);
         let mut deadlines = Vec::with_capacity(N as usize);
@@ -583,14 +804,15 @@ mod tests {
                 1 << 36
             };
             now += Duration::from_nanos(step);
-            let tick_ns = tick.as_nanos() as u64;
             w.advance(now, |i| {
                 let d = deadlines[i as usize];
                 assert_eq!(i % 2, 1, "a cancelled timer fired");
                 assert!(d <= now.as_nanos(), "fired early");
-                // Not due at the previous poll (at most one tick late).
+                // Armed at tick 0: not yet due (within the bound) at the
+                // previous poll.
+                let when = d.div_ceil(tick_ns);
                 assert!(
-                    d.div_ceil(tick_ns) > prev.as_nanos() / tick_ns,
+                    when + max_lateness(when) > prev.as_nanos() / tick_ns,
                     "fired late"
                 );
                 fired += 1;
@@ -598,8 +820,8 @@ mod tests {
             prev = now;
         }
         assert_eq!(fired, N / 2);
-        // Amortised O(1): each timer cascades at most once per level.
-        assert!(w.cascades() <= LEVELS as u64 * N, "{}", w.cascades());
+        // Expiry walked each fired timer once and nothing else.
+        assert_eq!(w.work.entries, N / 2);
 
         // Warm slab: another million timers allocate nothing.
         for i in 0..N {
@@ -607,7 +829,90 @@ mod tests {
                 .unwrap();
         }
         assert!(w.slab_len() <= cap.max(N as usize));
-        assert_eq!(w.advance(now + Duration::from_secs(5), |_| {}), N as usize);
+        assert_eq!(
+            w.advance(now + Duration::from_millis(5_000 + 511), |_| {}),
+            N as usize
+        );
+    }
+
+    /// The bug this wheel was rebuilt for: with cascading levels, the tick
+    /// that reached a coarse slot re-filed every timer in it (hundreds of
+    /// thousands, none of them due) in one call. Now a `poll_expired` call
+    /// touches at most the one entry it returns, plus a few levels' masks,
+    /// and an `advance` exactly the entries it fires.
+    #[test]
+    fn no_stall_when_a_coarse_slot_comes_due() {
+        const N: u64 = 1_000_000;
+        const SPREAD_MS: u64 = 120_000;
+        // Per call: one search for the next due slot, one hand-over, one
+        // search finding nothing more, each at most every level plus one.
+        const LEVEL_STEPS: u64 = 3 * (LEVELS as u64 + 1);
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        let mut w = TimerWheel::with_capacity(ms(0), DEFAULT_TICK, N as usize);
+        let mut deadlines = Vec::with_capacity(N as usize);
+        for i in 0..N {
+            let d = rng.next() % (SPREAD_MS + 1);
+            deadlines.push(d);
+            w.insert(ms(d), i as u32).unwrap();
+        }
+        let mut fired = 0u64;
+        let mut busiest = 0u64;
+        for t in 1..=SPREAD_MS + max_lateness(SPREAD_MS) {
+            let tick_start = w.work;
+            let mut n = 0u64;
+            loop {
+                let before = w.work;
+                let got = w.poll_expired(ms(t));
+                let entries = w.work.entries - before.entries;
+                let levels = w.work.levels - before.levels;
+                assert_eq!(entries, u64::from(got.is_some()), "tick {t}");
+                assert!(levels <= LEVEL_STEPS, "tick {t}: {levels} level steps");
+                let Some(i) = got else { break };
+                let d = deadlines[i as usize];
+                assert!(d <= t, "fired early");
+                // Deadline 0 was due at the start, but the first poll is
+                // at tick 1.
+                assert!(t <= (d + max_lateness(d)).max(1), "fired late");
+                n += 1;
+            }
+            assert_eq!(w.work.entries - tick_start.entries, n);
+            assert!(w.work.levels - tick_start.levels <= LEVEL_STEPS);
+            fired += n;
+            busiest = busiest.max(n);
+        }
+        assert_eq!(fired, N);
+        assert!(w.is_empty());
+        // Timers 32.3 s to 120 s ahead sit in 4.096 s slots (level 4), so the
+        // busiest ticks fire a whole such slot, ~34 000 timers, all due.
+        assert!(busiest < 40_000, "{busiest}");
+    }
+
+    /// A far jump in `now` goes from due slot to due slot through the masks:
+    /// no tick-by-tick walk, no timer that is not due touched.
+    #[test]
+    fn far_jump_touches_only_due_timers() {
+        const N: u64 = 200_000;
+        let mut rng = XorShift(0x1234_5678_9abc_def1);
+        let mut w = TimerWheel::new(ms(0), DEFAULT_TICK);
+        for i in 0..N {
+            w.insert(ms(rng.next() % 3_600_000), i).unwrap();
+        }
+        let mut now = 0;
+        for jump in [1, 50_000, 7, 1_000_000, 3_600_000] {
+            now += jump;
+            let before = w.work;
+            let n = w.advance(ms(now), |_| {}) as u64;
+            let entries = w.work.entries - before.entries;
+            let levels = w.work.levels - before.levels;
+            assert_eq!(entries, n);
+            // Per due slot found (each holds at least one fired timer):
+            // one search and one collection.
+            assert!(
+                levels <= 2 * (LEVELS as u64 + 1) * (n + 1),
+                "{levels} for {n}"
+            );
+        }
+        assert!(w.is_empty());
     }
 
     #[derive(Clone, Debug)]
@@ -631,28 +936,42 @@ mod tests {
         ]
     }
 
+    /// A model timer: deadline in ns, and the latest tick it may become due
+    /// (its deadline tick plus the lateness its delay allows).
+    #[derive(Clone, Copy, Debug)]
+    struct Armed {
+        deadline: u64,
+        latest: u64,
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
-        /// Against a `BTreeMap` model: the same timers fire, at the tick the
-        /// contract says, and none early.
+        /// Against a `BTreeMap` model: the same timers fire, none early,
+        /// none later than the lateness bound, and `next_deadline` says
+        /// exactly when the next one becomes due.
         #[test]
         fn matches_model(
             tick in prop_oneof![Just(1u64), Just(7), Just(1_000), Just(1_000_000)],
-            start in 0..(1u64 << 50),
+            start in prop_oneof![0..(1u64 << 50), (u64::MAX - (1u64 << 40))..=u64::MAX],
             ops in proptest::collection::vec(op(), 1..200),
         ) {
             let mut w = TimerWheel::new(Instant::from_nanos(start), Duration::from_nanos(tick));
             let mut now = start;
-            let mut model: BTreeMap<u64, u64> = BTreeMap::new(); // id -> deadline ns
+            let mut model: BTreeMap<u64, Armed> = BTreeMap::new();
             let mut handles: Vec<(u64, TimerHandle)> = Vec::new();
             let mut next_id = 0u64;
+            let arm = |d: u64, now: u64| {
+                let when = d.div_ceil(tick);
+                let delay = when.saturating_sub(now / tick);
+                Armed { deadline: d, latest: when.max(now / tick).saturating_add(max_lateness(delay)) }
+            };
             for op in ops {
                 match op {
                     Op::Insert { past, delta } => {
                         let d = if past { now.saturating_sub(delta) } else { now.saturating_add(delta) };
                         let h = w.insert(Instant::from_nanos(d), next_id).unwrap();
-                        model.insert(next_id, d);
+                        model.insert(next_id, arm(d, now));
                         handles.push((next_id, h));
                         next_id += 1;
                     }
@@ -667,35 +986,43 @@ mod tests {
                         let live = model.contains_key(&id);
                         prop_assert_eq!(w.reschedule(h, Instant::from_nanos(d)), live);
                         if live {
-                            model.insert(id, d);
+                            model.insert(id, arm(d, now));
                         }
                     }
                     Op::Advance(delta) => {
+                        let next = w.next_deadline();
                         now = now.saturating_add(delta);
                         let mut fired = Vec::new();
                         w.advance(Instant::from_nanos(now), |id| fired.push(id));
                         fired.sort_unstable();
                         let now_tick = now / tick;
-                        let due: Vec<u64> = model
-                            .iter()
-                            .filter(|(_, &d)| d.div_ceil(tick) <= now_tick)
-                            .map(|(&id, _)| id)
-                            .collect();
                         for id in &fired {
-                            prop_assert!(model[id] <= now, "fired early");
-                            model.remove(id);
+                            let Some(a) = model.remove(id) else {
+                                return Err(TestCaseError::fail(format!("{id} fired twice or after cancel")));
+                            };
+                            prop_assert!(a.deadline.div_ceil(tick) <= now_tick, "fired early");
                         }
-                        prop_assert_eq!(fired, due);
+                        for (id, a) in &model {
+                            prop_assert!(a.latest > now_tick, "{} late: {:?} at tick {}", id, a, now_tick);
+                        }
+                        // `next_deadline` was exact: something fired iff it
+                        // had been reached.
+                        let reached = next.is_some_and(|nd| nd.as_nanos() / tick <= now_tick);
+                        prop_assert_eq!(reached, !fired.is_empty());
                     }
                     _ => {}
                 }
                 prop_assert_eq!(w.len(), model.len());
-                // next_deadline is a lower bound on the next firing.
-                match (w.next_deadline(), model.values().map(|d| d.div_ceil(tick)).min()) {
+                // next_deadline is no later than any timer's latest firing
+                // tick, and not before the current tick. (Deadlines past
+                // the last nameable tick never fire.)
+                let max_tick = u64::MAX / tick;
+                let firing = model.values().filter(|a| a.deadline.div_ceil(tick) <= max_tick);
+                match (w.next_deadline(), firing.map(|a| a.latest).min()) {
                     (None, None) => {}
-                    (Some(nd), Some(first)) => {
-                        // A timer already due reports the current tick.
-                        prop_assert!(nd.as_nanos() <= first.saturating_mul(tick).max(now));
+                    (Some(nd), Some(latest)) => {
+                        prop_assert!(nd.as_nanos() / tick <= latest);
+                        prop_assert!(nd.as_nanos() / tick >= now / tick);
                     }
                     (a, b) => prop_assert!(false, "next_deadline {:?} vs model {:?}", a, b),
                 }
