@@ -343,6 +343,16 @@ impl<B: PacketBuf> TcpStack<B> {
         Ok(id)
     }
 
+    /// The connection on `tuple`, if any (any state but CLOSED).
+    pub fn lookup(&self, tuple: &FourTuple) -> Option<ConnId> {
+        let index = *self.flows.get(tuple)?;
+        let slot = self.slots.get(index as usize)?;
+        slot.entry.as_ref().map(|_| ConnId {
+            index,
+            generation: slot.generation,
+        })
+    }
+
     /// A connection, to read its state.
     pub fn conn(&self, id: ConnId) -> Option<&Connection<B>> {
         self.slots
