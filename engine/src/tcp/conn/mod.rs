@@ -591,7 +591,9 @@ impl<B: PacketBuf> Connection<B> {
             return 0;
         }
         let space = self.send_space();
-        let n = self.sendq.append_slice(data, space, alloc);
+        let n = self
+            .sendq
+            .append_slice(data, space, usize::from(self.mss), alloc);
         if n < data.len() {
             self.flags |= F_WANT_WRITE;
         }
