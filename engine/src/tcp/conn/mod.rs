@@ -211,6 +211,8 @@ pub struct Connection<B: PacketBuf> {
     snd_nxt: u32,
     /// Highest sequence number sent (SND.MAX; RFC 6675 HighData).
     snd_max: u32,
+    /// End of the last sub-MSS segment sent (Minshall's Nagle variant).
+    snd_sml: u32,
     snd_wnd: u32,
     snd_wl1: u32,
     snd_wl2: u32,
@@ -298,6 +300,7 @@ impl<B: PacketBuf> Connection<B> {
             dup_acks: 0,
             unacked_segs: 0,
             recover: iss,
+            snd_sml: iss,
             high_rxt: iss,
             dup_bytes: 0,
             ts_recent: 0,
@@ -405,6 +408,7 @@ impl<B: PacketBuf> Connection<B> {
         c.snd_max = c.snd_una;
         c.recover = c.snd_una;
         c.high_rxt = c.snd_una;
+        c.snd_sml = c.snd_una;
         c.snd_wnd = u32::from(ack.window_len) << c.snd_wscale;
         c.max_snd_wnd = c.snd_wnd;
         c.snd_wl1 = ack.seq_number.0;
