@@ -636,7 +636,10 @@ impl<B: PacketBuf> Connection<B> {
             return;
         }
         let rcv_nxt = self.rcv_nxt();
-        let potential = rcv_nxt.wrapping_add(self.rxq.window());
+        // Only what the window field can carry counts: a buffer larger than
+        // 65535 << RCV.WSCALE is no news to the peer.
+        let max_field = 65_535u32 << self.rcv_wscale;
+        let potential = rcv_nxt.wrapping_add(self.rxq.window().min(max_field));
         let grow = potential.wrapping_sub(self.rcv_adv) as i32;
         let threshold = (self.cfg.rcv_buf / 2).min(2 * u32::from(self.cfg.mss)) as i32;
         if grow >= threshold {
