@@ -100,6 +100,11 @@ struct StackEndpoint {
     flood_port: u16,
 }
 
+/// An argument error, with the accepted forms.
+fn usage(msg: String) -> String {
+    format!("{msg}\n{USAGE}")
+}
+
 fn on_off(cmd: &str, v: &str) -> Result<bool, String> {
     match v {
         "on" => Ok(true),
@@ -430,7 +435,8 @@ impl StackEndpoint {
                 }
             }
             ["event", name] => {
-                let want = parse_event(name).ok_or_else(|| format!("unknown event `{name}`"))?;
+                let want =
+                    parse_event(name).ok_or_else(|| usage(format!("unknown event `{name}`")))?;
                 match self.events.pop_front() {
                     Some((_, e)) if e == want => {}
                     Some((_, e)) => {
@@ -444,7 +450,7 @@ impl StackEndpoint {
                     return Err(format!("event {} is pending", event_name(*e)));
                 }
             }
-            _ => return Err("unknown `expect` form".into()),
+            _ => return Err(usage("unknown `expect` form".into())),
         }
         Ok(())
     }
@@ -555,8 +561,8 @@ impl ScriptEndpoint for StackEndpoint {
     fn command(&mut self, now: Instant, cmd: &Command) -> Result<(), String> {
         let args: Vec<&str> = cmd.args.iter().map(String::as_str).collect();
         let r = match (cmd.name.as_str(), args.as_slice()) {
-            ("config", rest) => self.configure(rest),
-            ("listen", rest) => self.listen(rest),
+            ("config", rest) => self.configure(rest).map_err(usage),
+            ("listen", rest) => self.listen(rest).map_err(usage),
             ("connect", []) => {
                 let local = self.script.local;
                 let remote = self.script.remote;
@@ -592,10 +598,10 @@ impl ScriptEndpoint for StackEndpoint {
             }
             ("expect", rest) => self.expect(rest),
             ("syn_flood", rest) => self.syn_flood(now, rest),
-            _ => Err(format!("unknown command `{cmd}`")),
+            _ => Err(usage(format!("unknown command `{cmd}`"))),
         };
         self.collect();
-        r.map_err(|m| format!("{m}\n{USAGE}"))
+        r
     }
 }
 
