@@ -140,18 +140,32 @@ impl<B: PacketBuf> SendQueue<B> {
 
     /// Copies up to `limit` bytes of `data` in: into the last buffer's
     /// tailroom while nobody shares it (a shared one would be copied on
-    /// write), else into new buffers from `alloc`. Returns bytes taken.
+    /// write), else into new buffers from `alloc`. Each buffer is filled to
+    /// a multiple of `seg` bytes (the sender's MSS) when it holds at least
+    /// one: a segment is a view of one buffer, so a buffer boundary inside
+    /// a segment would cut it short mid-stream. Returns bytes taken.
     pub fn append_slice(
         &mut self,
         mut data: &[u8],
         limit: usize,
+        seg: usize,
         alloc: &mut impl BufAlloc<Buf = B>,
     ) -> usize {
         data = &data[..data.len().min(limit)];
+        // Bytes a buffer of `len` bytes with `room` free may take.
+        let fill = |len: usize, room: usize| {
+            let cap = len + room;
+            let aligned = if seg > 0 && cap >= seg {
+                cap / seg * seg
+            } else {
+                cap
+            };
+            aligned.saturating_sub(len)
+        };
         let mut taken = 0;
         if let Some(tail) = self.bufs.back_mut() {
             if !tail.is_shared() {
-                let k = tail.tailroom().min(data.len());
+                let k = fill(tail.len(), tail.tailroom()).min(data.len());
                 if k > 0 {
                     if let Ok(dst) = tail.append(k) {
                         dst.copy_from_slice(&data[..k]);
@@ -163,7 +177,7 @@ impl<B: PacketBuf> SendQueue<B> {
         }
         while !data.is_empty() {
             let Some(mut b) = alloc.alloc() else { break };
-            let k = b.tailroom().min(data.len());
+            let k = fill(b.len(), b.tailroom()).min(data.len());
             if k == 0 {
                 self.recycle.push(b);
                 break;
@@ -454,14 +468,30 @@ mod tests {
     fn append_slice_never_writes_a_shared_tail() {
         let mut pool = HeapPool::new(64, 0, 16);
         let mut q = SendQueue::new();
-        assert_eq!(q.append_slice(b"abc", 100, &mut pool), 3);
+        assert_eq!(q.append_slice(b"abc", 100, 0, &mut pool), 3);
         let view = q.segment(0, 3).unwrap();
         let before = crate::buf::cow_copies();
-        assert_eq!(q.append_slice(b"def", 100, &mut pool), 3);
+        assert_eq!(q.append_slice(b"def", 100, 0, &mut pool), 3);
         assert_eq!(crate::buf::cow_copies(), before);
         assert_eq!(view.as_slice(), b"abc");
         assert_eq!(q.segment(3, 10).unwrap().as_slice(), b"def");
-        assert_eq!(q.append_slice(&[0; 200], 100, &mut pool), 100);
+        assert_eq!(q.append_slice(&[0; 200], 100, 0, &mut pool), 100);
+    }
+
+    #[test]
+    fn append_slice_fills_buffers_to_whole_segments() {
+        // 1920 bytes of room per buffer, MSS 1460: a buffer boundary at
+        // 1920 would cut the second segment to 460 bytes.
+        let mut pool = HeapPool::new(2048, 128, 16);
+        let mut q = SendQueue::new();
+        assert_eq!(q.append_slice(&[7; 3000], 10_000, 1460, &mut pool), 3000);
+        assert_eq!(q.contiguous_at(0), 1460);
+        assert_eq!(q.contiguous_at(1460), 1460);
+        assert_eq!(q.contiguous_at(2920), 80);
+        // Later writes top the tail buffer up to a whole segment first.
+        assert_eq!(q.append_slice(&[8; 1500], 10_000, 1460, &mut pool), 1500);
+        assert_eq!(q.contiguous_at(2920), 1460);
+        assert_eq!(q.contiguous_at(4380), 120);
     }
 
     #[test]

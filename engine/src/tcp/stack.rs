@@ -343,6 +343,16 @@ impl<B: PacketBuf> TcpStack<B> {
         Ok(id)
     }
 
+    /// The connection on `tuple`, if any (any state but CLOSED).
+    pub fn lookup(&self, tuple: &FourTuple) -> Option<ConnId> {
+        let index = *self.flows.get(tuple)?;
+        let slot = self.slots.get(index as usize)?;
+        slot.entry.as_ref().map(|_| ConnId {
+            index,
+            generation: slot.generation,
+        })
+    }
+
     /// A connection, to read its state.
     pub fn conn(&self, id: ConnId) -> Option<&Connection<B>> {
         self.slots
@@ -509,6 +519,9 @@ impl<B: PacketBuf> TcpStack<B> {
             .generate(now, &tuple, syn.seq_number.0, peer_mss.min(ours));
         // Options the SYN asked for survive in the timestamp we send
         // (RFC 4987 §3.6 notes cookies otherwise lose them).
+        // The clock every connection to this address runs on (and the one
+        // the connection the cookie creates will continue).
+        let ts_offset = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
         let timestamp = syn
             .timestamp
             .filter(|_| self.config.timestamps)
@@ -519,7 +532,7 @@ impl<B: PacketBuf> TcpStack<B> {
                     ecn_ok: false,
                 };
                 (
-                    syncookie::encode_ts_opts(super::conn::timestamp_value(iss, now), opts),
+                    syncookie::encode_ts_opts(super::conn::timestamp_value(ts_offset, now), opts),
                     tsval,
                 )
             });

@@ -119,6 +119,20 @@ impl<B: PacketBuf> Connection<B> {
             return;
         }
 
+        // SYN-RECEIVED: a retransmission of the peer's SYN means our
+        // SYN-ACK was lost; send it again (RFC 9293 §3.8.1, as Linux does).
+        // The acceptability test below would only draw a bare ACK, which a
+        // peer in SYN-SENT drops.
+        if self.state == State::SynReceived
+            && syn
+            && !rst
+            && seg.ack_number.is_none()
+            && seq == self.irs
+        {
+            self.snd_nxt = self.iss;
+            return;
+        }
+
         // PAWS, RFC 7323 §5.3: an older TSval marks an old duplicate. RSTs
         // are exempt (R1 note); the drop is answered with an ACK.
         if self.flags & F_TS != 0 && !rst {

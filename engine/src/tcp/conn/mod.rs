@@ -211,6 +211,8 @@ pub struct Connection<B: PacketBuf> {
     snd_nxt: u32,
     /// Highest sequence number sent (SND.MAX; RFC 6675 HighData).
     snd_max: u32,
+    /// End of the last sub-MSS segment sent (Minshall's Nagle variant).
+    snd_sml: u32,
     snd_wnd: u32,
     snd_wl1: u32,
     snd_wl2: u32,
@@ -298,6 +300,7 @@ impl<B: PacketBuf> Connection<B> {
             dup_acks: 0,
             unacked_segs: 0,
             recover: iss,
+            snd_sml: iss,
             high_rxt: iss,
             dup_bytes: 0,
             ts_recent: 0,
@@ -405,6 +408,7 @@ impl<B: PacketBuf> Connection<B> {
         c.snd_max = c.snd_una;
         c.recover = c.snd_una;
         c.high_rxt = c.snd_una;
+        c.snd_sml = c.snd_una;
         c.snd_wnd = u32::from(ack.window_len) << c.snd_wscale;
         c.max_snd_wnd = c.snd_wnd;
         c.snd_wl1 = ack.seq_number.0;
@@ -591,7 +595,9 @@ impl<B: PacketBuf> Connection<B> {
             return 0;
         }
         let space = self.send_space();
-        let n = self.sendq.append_slice(data, space, alloc);
+        let n = self
+            .sendq
+            .append_slice(data, space, usize::from(self.mss), alloc);
         if n < data.len() {
             self.flags |= F_WANT_WRITE;
         }
@@ -630,7 +636,10 @@ impl<B: PacketBuf> Connection<B> {
             return;
         }
         let rcv_nxt = self.rcv_nxt();
-        let potential = rcv_nxt.wrapping_add(self.rxq.window());
+        // Only what the window field can carry counts: a buffer larger than
+        // 65535 << RCV.WSCALE is no news to the peer.
+        let max_field = 65_535u32 << self.rcv_wscale;
+        let potential = rcv_nxt.wrapping_add(self.rxq.window().min(max_field));
         let grow = potential.wrapping_sub(self.rcv_adv) as i32;
         let threshold = (self.cfg.rcv_buf / 2).min(2 * u32::from(self.cfg.mss)) as i32;
         if grow >= threshold {

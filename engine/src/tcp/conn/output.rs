@@ -322,9 +322,16 @@ impl<B: PacketBuf> Connection<B> {
                 // A full segment, or a whole buffer with more behind it.
                 || len == mss
                 || (len == cont && cont < avail)
-                // Nagle (RFC 896, RFC 9293 §3.7.4): the tail only when
-                // nothing is unacknowledged (or with NODELAY or a FIN).
-                || (len == avail && (idle || self.cfg.nodelay || fin_open))
+                // Nagle (RFC 896, RFC 9293 §3.7.4) with Minshall's
+                // refinement, as Linux: the tail goes unless an earlier
+                // sub-MSS segment is still unacknowledged (or with NODELAY
+                // or a FIN).
+                || (len == avail
+                    && (idle
+                        || self.cfg.nodelay
+                        || fin_open
+                        || !(seq_lt(self.snd_una, self.snd_sml)
+                            && seq_le(self.snd_sml, self.snd_max))))
                 // Sender SWS avoidance (§3.8.6.2.1): half the largest
                 // window the peer offered.
                 || (self.max_snd_wnd > 0 && len >= self.max_snd_wnd / 2));
@@ -468,6 +475,9 @@ impl<B: PacketBuf> Connection<B> {
                     self.flags |= F_RTT_TIMING;
                     self.rtt_seq = end;
                     self.rtt_sent = now;
+                }
+                if plan.len < self.payload_mss() {
+                    self.snd_sml = end;
                 }
                 self.snd_nxt = end;
                 self.snd_max = seq_max(self.snd_max, end);

@@ -60,6 +60,14 @@ pub trait ScriptEndpoint {
     /// A segment from the peer (`remote` to `local`) arrives.
     fn inject(&mut self, now: Instant, seg: &TcpRepr<'_>);
 
+    /// The same arrival with the segment's bytes exactly as the script laid
+    /// them out (`seg` is parsed from `bytes`), for endpoints that take
+    /// whole segments off the wire. By default calls [`inject`](Self::inject).
+    fn inject_bytes(&mut self, now: Instant, bytes: &[u8], seg: &TcpRepr<'_>) {
+        let _ = bytes;
+        self.inject(now, seg);
+    }
+
     /// The next segment to send, as the bytes of one TCP segment (header,
     /// options, payload; checksum over the `local` to `remote`
     /// pseudo-header), or `None` when there is nothing to send now.
@@ -441,7 +449,7 @@ impl<E: ScriptEndpoint + ?Sized> Runner<'_, E> {
                     TcpRepr::parse(&packet, src, dst, &ChecksumCaps::SOFTWARE).map_err(|e| {
                         self.fail(n, format!("the injected segment does not parse back: {e}"))
                     })?;
-                self.ep.inject(now, &repr);
+                self.ep.inject_bytes(now, &bytes, &repr);
                 self.report.injected += 1;
             }
             Action::Command(cmd) => {
