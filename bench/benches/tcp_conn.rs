@@ -328,7 +328,7 @@ fn bench_rx_segment(c: &mut Criterion) {
                         timed += start.elapsed();
                     }
                     assert_eq!(got, segs * SEGMENT);
-                    if segs % 2 == 0 {
+                    if segs.is_multiple_of(2) {
                         // What was measured: one ACK per two segments.
                         assert_eq!(acks.len(), segs / 2, "ACKs per batch");
                     }
