@@ -551,6 +551,15 @@ impl<B: PacketBuf> RecvQueue<B> {
         self.recycle.shrink_to_fit();
     }
 
+    /// Like [`shrink_to_fit`](Self::shrink_to_fit), but keeps room for
+    /// `ready` in-order views: a connection that drains its queue after
+    /// every segment then neither frees nor reallocates it per segment.
+    pub fn shrink_to(&mut self, ready: usize) {
+        self.ready.shrink_to(ready);
+        self.ooo.shrink_to_fit();
+        self.recycle.shrink_to_fit();
+    }
+
     /// SACK blocks for the next ACK, at most `max_blocks` (at most
     /// [`MAX_SACK_BLOCKS`]; 3 when timestamps share the option space).
     ///
@@ -789,6 +798,26 @@ mod tests {
         assert_eq!(q.ready.capacity(), 0);
         assert_eq!(q.ooo.capacity(), 0);
         assert_eq!(q.recycle.capacity(), 0);
+    }
+
+    #[test]
+    fn shrink_to_keeps_room_for_a_few_ready_views_and_frees_the_rest() {
+        let mut q = Q::new(sq(1000), 100_000, 8);
+        for i in 0..32u32 {
+            assert!(put(&mut q, 1000 + 4 * i, b"abcd").kept());
+        }
+        assert_eq!(read_all(&mut q).len(), 128);
+        drain_recycle(&mut q);
+        q.shrink_to(4);
+        assert!((4..32).contains(&q.ready.capacity()));
+        assert_eq!((q.ooo.capacity(), q.recycle.capacity()), (0, 0));
+        // Draining one view at a time now reuses that room.
+        let cap = q.ready.capacity();
+        assert!(put(&mut q, 1128, b"efgh").kept());
+        assert_eq!(read_all(&mut q), b"efgh");
+        drain_recycle(&mut q);
+        q.shrink_to(4);
+        assert_eq!(q.ready.capacity(), cap);
     }
 
     #[test]

@@ -161,6 +161,10 @@ pub struct ConnStats {
     pub alloc_failures: u32,
 }
 
+/// In-order views a drained receive queue keeps room for (a few hundred
+/// bytes): see [`Connection::poll_recycle`].
+const IDLE_READY_KEEP: usize = 4;
+
 #[inline]
 pub(crate) fn bump(c: &mut u32) {
     *c = c.saturating_add(1);
@@ -553,7 +557,9 @@ impl<B: PacketBuf> Connection<B> {
         }
         if self.sendq.is_empty() && self.rxq.buffered() == 0 {
             self.sendq.shrink_if_idle();
-            self.rxq.shrink_to_fit();
+            // Room for a few in-order views stays: freeing it on every
+            // drain cost an allocation and a free per received segment.
+            self.rxq.shrink_to(IDLE_READY_KEEP);
         }
         None
     }
