@@ -7,7 +7,7 @@
 //! | module | what | reference |
 //! |---|---|---|
 //! | [`timer`] | per-connection timer table: [`Timer`] indexes [`TimerTable`] | RFC 9293 §3.8, RFC 1122 §4.2.3 |
-//! | [`wheel`] | per-core non-cascading [`TimerWheel`]: O(1) insert/cancel/reschedule, O(1) per fired timer; never early, late by under 8/63 of the delay (exact up to 64 ticks) | Linux `kernel/time/timer.c` (since 4.8) |
+//! | [`wheel`] | per-core non-cascading [`TimerWheel`]: O(1) insert/cancel/reschedule, amortised O(1) per fired timer; never early, exact to the tick up to 32 768 ticks ahead, beyond late by under 8/63 of the delay | Linux `kernel/time/timer.c` (since 4.8) |
 //! | [`rtt`] | [`RttEstimator`]: SRTT, RTTVAR, RTO with backoff, Karn's rule | RFC 6298, RFC 7323 §4 |
 //! | [`cc`] | [`CongestionControl`]: NewReno and CUBIC behind [`CongestionController`] | RFC 5681, 3465, 6582, 6928, 9438 |
 //! | [`siphash`] | SipHash-2-4 | Aumasson & Bernstein 2012 |
@@ -29,11 +29,16 @@
 //!   only move a deadline later, and the state machine may leave the wheel
 //!   entry early and re-file it when it fires (lazy re-arm).
 //! - Each loop iteration the worker drains
-//!   [`poll_expired(now)`](TimerWheel::poll_expired); each call touches only
-//!   the timer it returns, so a worker may also stop after a budget and go
-//!   on next iteration. The wheel never fires an entry early but may fire
-//!   it late: exact up to 64 ticks ahead, then rounded up to coarser slots,
-//!   by less than 8/63 of the delay (a 1 s RTO by at most 63 ms). For each
+//!   [`poll_expired(now)`](TimerWheel::poll_expired); each call touches the
+//!   timer it returns plus, at most, timers due within 512 ticks that it
+//!   re-files into finer slots (at most three times each), so a worker may
+//!   also stop after a budget and go on next iteration. The wheel never
+//!   fires an entry early, and fires it on the tick up to 32 768 ticks
+//!   (~32.8 s at 1 ms) ahead: RTO up to 32 s, SYN retransmission, delayed
+//!   ACK, persist and zero-window probes keep RFC timing. Beyond, it
+//!   rounds up to coarse slots as Linux does, late by less than 8/63 of the
+//!   delay (a 60 s TIME-WAIT by at most 4.1 s, a 2 h keep-alive by at most
+//!   4.4 min). For each
 //!   connection it runs `handle_timeout(now)`, which walks
 //!   [`TimerTable::expired`] and re-files the connection at the new
 //!   [`TimerTable::next`].

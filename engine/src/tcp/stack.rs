@@ -630,8 +630,9 @@ impl<B: PacketBuf> TcpStack<B> {
 
     // ----- timers -----
 
-    /// The earliest time `handle_timeout` has work (a lower bound, exact
-    /// within the wheel's 64 ms horizon).
+    /// The earliest time `handle_timeout` has work: a lower bound (the wheel
+    /// may come due up to 511 ms before a timer and re-file it, after which
+    /// this gives a later time), never later than the next timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.wheel.next_deadline()
     }

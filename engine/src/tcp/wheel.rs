@@ -7,27 +7,51 @@
 //!
 //! # Structure
 //!
-//! The wheel does not cascade: it is the design of Linux's timer wheel since
-//! 4.8 (`kernel/time/timer.c`, "timer: Switch to a non-cascading wheel"). A
-//! timer is filed once, in the level whose granularity fits its delay, and
-//! stays there until it fires; expiry is rounded *up* to that granularity, so
-//! accuracy falls off with the delay (never early, a bounded fraction late)
-//! in exchange for never re-filing entries that are not due.
+//! The wheel is Linux's non-cascading timer wheel (since 4.8,
+//! `kernel/time/timer.c`, "timer: Switch to a non-cascading wheel"), made
+//! exact for deadlines up to some 32 s ahead. A timer is filed in the level whose granularity fits its delay. In the
+//! coarse levels (4 and up) it stays there until it fires and its expiry is
+//! rounded *up* to that granularity, so accuracy falls off with the delay
+//! (never early, a bounded fraction late) in exchange for never re-filing
+//! entries that are not due. The four *precise* levels (0 to 3, up to
+//! [`PRECISE_TICKS`] = 64·8³ = 32 768 ticks ahead, about 32.8 s at 1 ms:
+//! RTO up to 32 s, SYN retransmissions, delayed ACK, persist and zero-window
+//! probes) are exact to the tick: there a timer is filed at the granule that
+//! *contains* its expiry (rounded *down*), so its slot comes due at the
+//! granule's start, at or before the deadline, and each timer of that slot
+//! that is not yet due is then re-filed, landing in a finer level since what
+//! remains of its delay is less than its old granule. A timer is thus
+//! re-filed at most three times in its life (level 3 to 2 to 1 to 0 at
+//! worst), and re-filing only ever touches timers due within the next 512
+//! ticks (one level-3 granule): never a timer far from due.
 //!
 //! Time is counted in ticks (1 ms by default, configurable). There are
 //! [`LEVELS`] = 21 levels of 64 slots, and a level-`n` slot is `8ⁿ` ticks wide
 //! (Linux's `LVL_CLK_SHIFT` = 3): level 0 spans 64 ticks one tick apart,
-//! level 1 512 ticks 8 apart, level 2 4 096 ticks 64 apart, …, level 8 about
-//! 12 days at 1 ms, level 20 2⁶⁶ ticks. Together they cover the whole `u64`
-//! tick range, so there is no overflow list and no clamping: levels that hold
-//! nothing cost nothing (a mask of non-empty levels skips them).
+//! level 1 512 ticks 8 apart, level 2 4 096 ticks 64 apart, level 3 32 768
+//! ticks 512 apart, …, level 8 about 12 days at 1 ms, level 20 2⁶⁶ ticks.
+//! Together they cover the whole `u64` tick range, so there is no overflow
+//! list and no clamping: levels that hold nothing cost nothing (a mask of
+//! non-empty levels skips them).
 //!
 //! A timer due at tick `when` (its deadline rounded up to a tick) is filed
 //! relative to the wheel's current tick `elapsed` in the lowest level `n`
-//! whose ring can hold it: its expiry `T`, `when` rounded up to a multiple of
-//! `8ⁿ`, must satisfy `T/8ⁿ − elapsed/8ⁿ ≤ 64` (integer division). Each slot
-//! then holds timers of one expiry only; when the wheel reaches `T` every
-//! entry of the slot fires. (A timer whose `T` would lie past the last tick an
+//! whose ring can hold it. With `G = 8ⁿ` and `cur = elapsed / G` (integer
+//! division):
+//!
+//! - levels 0 to 3 (precise): the slot of granule `g = when / G`, rounded
+//!   down, due at tick `g·G ≤ when`; the ring holds it if
+//!   `cur < g ≤ cur + 64`;
+//! - levels 4 and up (coarse): the slot of its expiry `T = ⌈when / G⌉`,
+//!   rounded up, due at tick `T·G ≥ when`; the ring holds it if
+//!   `T − cur ≤ 64`.
+//!
+//! Each slot then holds one granule only: the ring is the 64 granules after
+//! the current one. When the wheel reaches a slot's tick the whole slot comes
+//! due. Every timer of a coarse slot is due then and fires; a timer of a
+//! precise slot fires if its `when` has been reached, and is otherwise filed
+//! again from the slot's tick (always into a lower level: its remaining delay
+//! is under `G`). (A timer whose `T` would lie past the last tick an
 //! [`Instant`] can name, while `when` does not, waits on a list due at that
 //! last tick.)
 //!
@@ -39,36 +63,54 @@
 //!
 //! - [`insert`](TimerWheel::insert), [`cancel`](TimerWheel::cancel),
 //!   [`reschedule`](TimerWheel::reschedule): O(1): the level comes from the
-//!   delay's leading zeros, and at most two levels are tried.
-//! - [`poll_expired`](TimerWheel::poll_expired): O(1) per timer fired plus
-//!   O(non-empty levels) per due slot and per call. A slot that comes due is
-//!   handed whole to a due list in O(1), however many timers it holds, and
-//!   each call pops one; so a call touches no entry but the one it returns,
-//!   and a worker can bound the work of a loop iteration by how many timers
-//!   it polls. When `now` jumps far ahead the wheel goes from one due slot
-//!   straight to the next through the masks, never through the empty ticks
-//!   between. No timer that is not due is ever touched.
-//! - [`next_deadline`](TimerWheel::next_deadline): O(non-empty levels).
+//!   delay's leading zeros, and at most three levels are tried.
+//! - [`poll_expired`](TimerWheel::poll_expired): O(1) per timer fired or
+//!   re-filed plus O(non-empty levels) per due slot and per call. A slot that
+//!   comes due is handed whole to a due list in O(1), however many timers it
+//!   holds, and each call pops from it until it finds a timer to fire,
+//!   re-filing on the way those not yet due. So a call touches the entry it
+//!   returns, the entries it re-files (due within 512 ticks, each at most
+//!   three times in its life: amortised O(1) per timer) and nothing else. A
+//!   coarse slot, however large, is fired one timer per call, so a worker can
+//!   bound the work of a loop iteration by how many timers it polls, save
+//!   for the re-files: one call may re-file the not-yet-due part of a whole
+//!   precise slot in one go. When `now` jumps far ahead the wheel goes from
+//!   one due slot straight to the next through the masks, never through the
+//!   empty ticks between. No timer more than 512 ticks from due is ever
+//!   touched.
+//! - [`next_deadline`](TimerWheel::next_deadline): O(non-empty levels). It is
+//!   a lower bound: a precise slot may come due before any of its timers.
 //!
 //! # Contract
 //!
 //! - A timer never fires early: it fires from a `poll_expired(now)` whose
 //!   `now` is at or after its deadline rounded up to a tick (`when`).
-//! - It fires at most a bounded time late. Let `delay = when − elapsed`
-//!   ticks, taken when it was inserted or last rescheduled, where `elapsed`
-//!   is the tick of the latest `now` the wheel was polled with (or created
-//!   at). The timer becomes due at a tick `F`, and fires from the first
-//!   `poll_expired(now)` with `now` at or after tick `F`, where
-//!   - `F = when` if `delay ≤ 64` (level 0 is exact to the tick);
-//!   - otherwise `when ≤ F ≤ when + 8ⁿ − 1` with `n ≥ 1` the largest level
-//!     such that `63·8ⁿ⁻¹ + 2 ≤ delay` (see [`max_lateness`]); hence
-//!     `F − when < 8·delay/63`, under 12.7 % of the delay. (Linux quotes
-//!     this bound as "12.5 %"; a ring of 64 slots rounded at both ends
-//!     cannot do exactly 1/8.)
+//! - It fires on the tick in the precise levels and at most a bounded time
+//!   late beyond. Let `delay = when − elapsed` ticks, taken when it was
+//!   inserted or last rescheduled, where `elapsed` is the tick of the latest
+//!   `now` the wheel was polled with (or created at). The timer becomes due
+//!   at a tick `F`, and fires from the first `poll_expired(now)` with `now`
+//!   at or after tick `F`, where
+//!   - `F = when` if it is filed in levels 0 to 3, which it is whenever
+//!     `delay ≤ 32 768` ([`PRECISE_TICKS`]; from 32 769 to 33 279 it
+//!     depends on where `elapsed` lies in its 512-tick granule, and from
+//!     33 280 on it never is): exact to the tick;
+//!   - otherwise, filed in level `n ≥ 4`, `when ≤ F ≤ when + 8ⁿ − 1` with
+//!     `n` at most the largest level such that `63·8ⁿ⁻¹ + 2 ≤ delay` (see
+//!     [`max_lateness`]); hence `F − when < 8·delay/63`, under 12.7 % of the
+//!     delay. (Linux quotes this bound as "12.5 %"; a ring of 64 slots
+//!     rounded at both ends cannot do exactly 1/8.)
 //!
 //!   A worker that polls every iteration and arms timers at the `now` it
 //!   last polled with sees `delay` as its own deadline minus `now`, to the
 //!   tick.
+//! - [`next_deadline`](TimerWheel::next_deadline) is never later than the
+//!   next firing, but may be earlier (by under 512 ticks): the tick a precise
+//!   slot comes due, when its timers lie later in its granule. Polling at it
+//!   then fires nothing and re-files them, and after any
+//!   `poll_expired(now)` that returns `None` the next deadline is after
+//!   `now`'s tick: a caller polling at `next_deadline` is told a later time,
+//!   never the same instant again.
 //! - A deadline at or before the wheel's current tick (in the past) fires on
 //!   the next poll.
 //! - A deadline that rounds up past the last tick an `Instant` can name
@@ -95,6 +137,13 @@ const LVL_CLK_SHIFT: u32 = 3;
 const SLOT_BITS: u32 = 6;
 const SLOTS: usize = 1 << SLOT_BITS;
 const SLOT_MASK: u64 = SLOTS as u64 - 1;
+/// Levels `0..PRECISE_LEVELS` are precise: filed rounded down, exact to
+/// the tick. The levels above round up.
+const PRECISE_LEVELS: u32 = 4;
+
+/// Timers armed at most this many ticks ahead fire on the tick: 64·8³ =
+/// 32 768, the span of the precise levels 0 to 3 (about 32.8 s at 1 ms).
+pub const PRECISE_TICKS: u64 = (SLOTS as u64) << ((PRECISE_LEVELS - 1) * LVL_CLK_SHIFT);
 
 /// List ids: `0..LEVELS*SLOTS` are wheel slots, then the ready list (timers
 /// armed in the past), the list due at the last nameable tick, the list of
@@ -114,9 +163,14 @@ const NIL: u32 = u32::MAX;
 pub const DEFAULT_TICK: Duration = Duration::from_millis(1);
 
 /// The most ticks late a timer armed `delay` ticks ahead can fire (see the
-/// module docs): 0 up to 64 ticks, then `8ⁿ − 1` for the largest `n ≥ 1`
-/// with `63·8ⁿ⁻¹ + 2 ≤ delay`. Always below `8·delay/63`.
+/// module docs): 0 up to [`PRECISE_TICKS`] (it can only be filed in the
+/// precise levels 0 to 3), then `8ⁿ − 1` for the largest `n ≥ 4` with
+/// `63·8ⁿ⁻¹ + 2 ≤ delay`. Always below `8·delay/63`.
 pub fn max_lateness(delay: u64) -> u64 {
+    if delay <= PRECISE_TICKS {
+        return 0;
+    }
+    // Past `PRECISE_TICKS`, the loop below stops at `n ≥ 4`.
     let mut late = 0;
     let mut level = 1;
     while level < LEVELS as u32 {
@@ -166,8 +220,13 @@ struct Entry<T> {
 #[cfg(test)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Work {
-    /// Entries touched by expiry: the ones it fired.
+    /// Entries touched by expiry: the ones it fired and the ones it
+    /// re-filed.
     entries: u64,
+    /// Entries re-filed: popped from a precise slot before they were due.
+    refiled: u64,
+    /// The most ticks ahead of the current tick a re-filed entry was due.
+    refile_ahead: u64,
     /// Levels examined while looking for, or collecting, due slots.
     levels: u64,
 }
@@ -185,7 +244,8 @@ pub struct TimerWheel<T> {
     due: u32,
     free_head: u32,
     /// The current tick: every timer whose expiry is at or before it is on
-    /// the ready list or has fired, and every slot's expiry is after it.
+    /// the ready list or a due list or has fired, and every slot's expiry is
+    /// after it.
     elapsed: u64,
     /// The last tick an `Instant` can name.
     max_tick: u64,
@@ -320,7 +380,8 @@ impl<T> TimerWheel<T> {
     /// Fires one due timer: returns the value of a timer that has become due
     /// at or before `now` (never before its deadline; see the module docs
     /// for how late), removing it, or `None` when none is due. Call until
-    /// `None`; the wheel may be changed between calls.
+    /// `None`; the wheel may be changed between calls. Timers of a precise
+    /// slot popped on the way that are not yet due are re-filed.
     pub fn poll_expired(&mut self, now: Instant) -> Option<T> {
         let now_tick = now.as_nanos() / self.tick_ns;
         loop {
@@ -330,6 +391,21 @@ impl<T> TimerWheel<T> {
                     self.work.entries += 1;
                 }
                 self.unlink(head);
+                let when = self.entries[head as usize].when;
+                if when > now_tick.max(self.elapsed) {
+                    // From a precise slot that came due at the start of its
+                    // granule (`elapsed`), before this timer: file it again.
+                    // Its remaining delay is under the granule, so it lands
+                    // in a lower level, in a slot due after `elapsed`.
+                    #[cfg(test)]
+                    {
+                        self.work.refiled += 1;
+                        self.work.refile_ahead = self.work.refile_ahead.max(when - self.elapsed);
+                    }
+                    let list = self.list_for(when);
+                    self.link(head, list);
+                    continue;
+                }
                 return self.release(head);
             }
             if now_tick <= self.elapsed {
@@ -356,13 +432,17 @@ impl<T> TimerWheel<T> {
         n
     }
 
-    /// When to poll next: the instant from which
+    /// When to poll next: a lower bound on the instant from which
     /// [`poll_expired`](Self::poll_expired) returns a timer, or `None` if no
     /// pending timer can ever fire (the wheel is empty, or holds only
-    /// deadlines past the last nameable tick). It is exact, hence never later
-    /// than the next firing, and it may lie after the earliest deadline by
-    /// the lateness the module docs allow. A timer already due gives the
-    /// current tick. Costs one masked `trailing_zeros` per non-empty level.
+    /// deadlines past the last nameable tick). It is the tick the next slot
+    /// comes due: never later than the next firing, and exact unless that
+    /// slot is a precise one whose timers lie later in its granule (by under
+    /// 512 ticks); polling then fires nothing, re-files them, and leaves a
+    /// next deadline after the instant polled. It may lie after the earliest
+    /// deadline by the lateness the module docs allow. A timer already due
+    /// gives the current tick. Costs one masked `trailing_zeros` per
+    /// non-empty level.
     pub fn next_deadline(&self) -> Option<Instant> {
         let tick = if self.first_due().is_some() {
             self.elapsed
@@ -396,8 +476,8 @@ impl<T> TimerWheel<T> {
     }
 
     /// The list a timer due at tick `when` belongs on, given `elapsed`: the
-    /// lowest level whose ring holds `when` rounded up to the level's
-    /// granularity.
+    /// lowest level whose ring holds `when`, rounded down to the level's
+    /// granularity in the precise levels and up in the others.
     fn list_for(&self, when: u64) -> u16 {
         if when <= self.elapsed {
             return READY;
@@ -407,20 +487,35 @@ impl<T> TimerWheel<T> {
         }
         let delta = when - self.elapsed;
         // A level-`n` ring spans `64·8ⁿ` ticks past its current slot, so no
-        // level below `ceil((log2(delta) − 6) / 3)` can hold the timer; that
-        // one or the next does (the next spans 8 times more).
+        // rounding-up level below `ceil((log2(delta) − 6) / 3)` can hold the
+        // timer; that one or the next does (the next spans 8 times more). A
+        // precise level rounds down, so it may also hold a delay up to
+        // `65·8ⁿ − 1`: then the level below is tried first.
         let mut level = if delta <= SLOTS as u64 {
             0
         } else {
             let bits = u64::BITS - (delta - 1).leading_zeros();
             (bits - SLOT_BITS).div_ceil(LVL_CLK_SHIFT)
         };
+        if (1..=PRECISE_LEVELS).contains(&level)
+            && delta < (SLOTS as u64 + 1) << ((level - 1) * LVL_CLK_SHIFT)
+        {
+            level -= 1;
+        }
         while (level as usize) < LEVELS {
             let shift = level * LVL_CLK_SHIFT;
             let granule = 1u64 << shift;
-            // Expiry in granules, rounded up: never early.
-            let expiry = (when >> shift) + u64::from(when & (granule - 1) != 0);
-            if expiry - (self.elapsed >> shift) <= SLOTS as u64 {
+            let cur = self.elapsed >> shift;
+            // Expiry in granules: in a precise level the granule containing
+            // `when` (its slot comes due at or before `when`, and the timer
+            // is re-filed if not yet due then); above, rounded up, never
+            // early.
+            let expiry = if level < PRECISE_LEVELS {
+                when >> shift
+            } else {
+                (when >> shift) + u64::from(when & (granule - 1) != 0)
+            };
+            if expiry > cur && expiry - cur <= SLOTS as u64 {
                 if expiry > self.max_tick >> shift {
                     // Rounded up past the last nameable tick; `when` is
                     // not, so the timer is due at that last tick.
@@ -610,12 +705,18 @@ mod tests {
 
     #[test]
     fn lateness_bound() {
+        assert_eq!(PRECISE_TICKS, 32_768);
+        // Exact through the precise levels 0 to 3.
         assert_eq!(max_lateness(0), 0);
         assert_eq!(max_lateness(64), 0);
-        assert_eq!(max_lateness(65), 7);
-        assert_eq!(max_lateness(505), 7);
-        assert_eq!(max_lateness(506), 63);
-        assert_eq!(max_lateness(63 * 64 + 2), 511);
+        assert_eq!(max_lateness(65), 0);
+        assert_eq!(max_lateness(506), 0);
+        assert_eq!(max_lateness(63 * 64 + 2), 0);
+        assert_eq!(max_lateness(PRECISE_TICKS), 0);
+        // Then level 4 (4 096-tick slots) and up, as in Linux.
+        assert_eq!(max_lateness(PRECISE_TICKS + 1), 4_095);
+        assert_eq!(max_lateness(63 * 8 * 8 * 8 * 8 + 1), 4_095);
+        assert_eq!(max_lateness(63 * 8 * 8 * 8 * 8 + 2), 32_767);
         assert_eq!(max_lateness(u64::MAX), (1 << 60) - 1);
         // Always below 8/63 of the delay.
         let mut d = 65u64;
@@ -647,13 +748,70 @@ mod tests {
         assert_eq!(w.next_deadline(), Some(ms(64)));
         assert!(drain(&mut w, ms(63)).is_empty());
         assert_eq!(drain(&mut w, ms(64)), vec![64]);
-        // 100 ticks ahead: level 1, 8-tick slots, due at tick 104.
-        assert_eq!(w.next_deadline(), Some(ms(104)));
-        assert!(drain(&mut w, ms(103)).is_empty());
+        // 100 ticks ahead: level 1, in the 8-tick slot of ticks 96 to 103,
+        // due at 96 (a lower bound); then re-filed in level 0, exact.
+        assert_eq!(w.next_deadline(), Some(ms(96)));
+        assert!(drain(&mut w, ms(96)).is_empty());
+        assert_eq!(w.next_deadline(), Some(ms(100)));
+        assert!(drain(&mut w, ms(99)).is_empty());
         assert_eq!(w.len(), 1);
-        assert_eq!(drain(&mut w, ms(104)), vec![100]);
+        assert_eq!(drain(&mut w, ms(100)), vec![100]);
         assert!(w.is_empty());
         assert_eq!(w.next_deadline(), None);
+        // 200 ms (an RTO) and 31 s (a backed-off one) fire on the tick.
+        w.insert(ms(300), 300).unwrap();
+        w.insert(ms(31_100), 31_100).unwrap();
+        assert!(drain(&mut w, ms(299)).is_empty());
+        assert_eq!(drain(&mut w, ms(300)), vec![300]);
+        assert!(drain(&mut w, ms(31_099)).is_empty());
+        assert_eq!(drain(&mut w, ms(31_100)), vec![31_100]);
+    }
+
+    /// Every delay in the precise span fires on its tick from any starting
+    /// tick, when polled only at `next_deadline`: each poll there that fires
+    /// nothing moves `next_deadline` later, and a timer is re-filed at most
+    /// three times.
+    #[test]
+    fn precise_levels_fire_on_the_tick() {
+        let mut rng = XorShift(0x0123_4567_89ab_cdef);
+        for i in 0..20_000u64 {
+            let start = rng.next() % (1 << 40);
+            let delay = match i % 4 {
+                0 => 1 + rng.next() % 64,
+                1 => 1 + rng.next() % 4_096,
+                _ => 1 + rng.next() % PRECISE_TICKS,
+            };
+            let mut w = TimerWheel::new(Instant::from_nanos(start), Duration::from_nanos(1));
+            w.insert(Instant::from_nanos(start + delay), ()).unwrap();
+            let mut polls = 0;
+            let fired_at = loop {
+                let nd = w.next_deadline().unwrap().as_nanos();
+                assert!(nd <= start + delay, "{start} + {delay}: {nd}");
+                if w.poll_expired(Instant::from_nanos(nd)).is_some() {
+                    break nd;
+                }
+                let later = w.next_deadline().unwrap().as_nanos();
+                assert!(later > nd, "{start} + {delay}: stuck at {nd}");
+                polls += 1;
+            };
+            assert_eq!(fired_at, start + delay);
+            assert!(polls <= 3 && w.work.refiled <= 3, "{start} + {delay}");
+            assert!(w.work.refile_ahead < 512);
+        }
+        // Past the precise span: exact when level 3 still holds it (the
+        // current tick at the start of its granule), else rounded up in
+        // level 4.
+        let mut w = TimerWheel::new(Instant::from_nanos(512), Duration::from_nanos(1));
+        w.insert(Instant::from_nanos(512 + 33_279), 1).unwrap();
+        assert_eq!(drain(&mut w, Instant::from_nanos(512 + 33_278)), vec![]);
+        assert_eq!(drain(&mut w, Instant::from_nanos(512 + 33_279)), vec![1]);
+        let mut w = TimerWheel::new(Instant::from_nanos(513), Duration::from_nanos(1));
+        w.insert(Instant::from_nanos(513 + 33_279), 2).unwrap();
+        let nd = w.next_deadline().unwrap().as_nanos();
+        assert_eq!(nd, (513 + 33_279u64).div_ceil(4_096) * 4_096);
+        assert!(nd - (513 + 33_279) <= max_lateness(33_279));
+        assert_eq!(drain(&mut w, Instant::from_nanos(nd - 1)), vec![]);
+        assert_eq!(drain(&mut w, Instant::from_nanos(nd)), vec![2]);
     }
 
     #[test]
@@ -708,14 +866,25 @@ mod tests {
         // Near the end of time, from a late start.
         let mut w = TimerWheel::new(Instant::from_nanos(u64::MAX - 100), Duration::from_nanos(1));
         w.insert(Instant::from_nanos(u64::MAX - 50), 1).unwrap();
-        // 100 ticks ahead: an 8-tick slot would end past `u64::MAX`, so it
-        // waits for the last tick.
+        // 99 ticks ahead: level 1, in the 8-tick slot starting at
+        // `u64::MAX - 7`, then exact.
         w.insert(Instant::from_nanos(u64::MAX - 1), 2).unwrap();
         assert_eq!(drain(&mut w, Instant::from_nanos(u64::MAX - 51)), vec![]);
         assert_eq!(drain(&mut w, Instant::from_nanos(u64::MAX - 50)), vec![1]);
+        assert_eq!(w.next_deadline(), Some(Instant::from_nanos(u64::MAX - 7)));
+        assert_eq!(drain(&mut w, Instant::from_nanos(u64::MAX - 2)), vec![]);
+        assert_eq!(w.next_deadline(), Some(Instant::from_nanos(u64::MAX - 1)));
+        assert_eq!(drain(&mut w, Instant::from_nanos(u64::MAX - 1)), vec![2]);
+        // 100 000 ticks ahead: a 4 096-tick slot would end past `u64::MAX`,
+        // so it waits for the last tick.
+        let mut w = TimerWheel::new(
+            Instant::from_nanos(u64::MAX - 100_000),
+            Duration::from_nanos(1),
+        );
+        w.insert(Instant::from_nanos(u64::MAX - 1), 3).unwrap();
         assert_eq!(w.next_deadline(), Some(Instant::from_nanos(u64::MAX)));
         assert_eq!(drain(&mut w, Instant::from_nanos(u64::MAX - 1)), vec![]);
-        assert_eq!(drain(&mut w, Instant::from_nanos(u64::MAX)), vec![2]);
+        assert_eq!(drain(&mut w, Instant::from_nanos(u64::MAX)), vec![3]);
     }
 
     #[test]
@@ -820,8 +989,11 @@ mod tests {
             prev = now;
         }
         assert_eq!(fired, N / 2);
-        // Expiry walked each fired timer once and nothing else.
-        assert_eq!(w.work.entries, N / 2);
+        // Expiry walked each fired timer once, and re-filed each at most
+        // three times, only within 512 ticks of its deadline.
+        assert_eq!(w.work.entries - w.work.refiled, N / 2);
+        assert!(w.work.refiled <= 3 * (N / 2), "{:?}", w.work);
+        assert!(w.work.refile_ahead < 512);
 
         // Warm slab: another million timers allocate nothing.
         for i in 0..N {
@@ -838,8 +1010,9 @@ mod tests {
     /// The bug this wheel was rebuilt for: with cascading levels, the tick
     /// that reached a coarse slot re-filed every timer in it (hundreds of
     /// thousands, none of them due) in one call. Now a `poll_expired` call
-    /// touches at most the one entry it returns, plus a few levels' masks,
-    /// and an `advance` exactly the entries it fires.
+    /// touches the one entry it returns plus the entries it re-files (timers
+    /// of a precise slot, all due within 512 ticks, each re-filed at most
+    /// three times), plus a few levels' masks.
     #[test]
     fn no_stall_when_a_coarse_slot_comes_due() {
         const N: u64 = 1_000_000;
@@ -857,16 +1030,22 @@ mod tests {
         }
         let mut fired = 0u64;
         let mut busiest = 0u64;
+        let mut most_refiled = 0u64;
         for t in 1..=SPREAD_MS + max_lateness(SPREAD_MS) {
             let tick_start = w.work;
             let mut n = 0u64;
             loop {
                 let before = w.work;
+                w.work.refile_ahead = 0;
                 let got = w.poll_expired(ms(t));
                 let entries = w.work.entries - before.entries;
+                let refiled = w.work.refiled - before.refiled;
                 let levels = w.work.levels - before.levels;
-                assert_eq!(entries, u64::from(got.is_some()), "tick {t}");
+                assert_eq!(entries, u64::from(got.is_some()) + refiled, "tick {t}");
+                // Re-filed entries are due within 512 ticks.
+                assert!(w.work.refile_ahead < 512, "tick {t}");
                 assert!(levels <= LEVEL_STEPS, "tick {t}: {levels} level steps");
+                most_refiled = most_refiled.max(refiled);
                 let Some(i) = got else { break };
                 let d = deadlines[i as usize];
                 assert!(d <= t, "fired early");
@@ -875,44 +1054,65 @@ mod tests {
                 assert!(t <= (d + max_lateness(d)).max(1), "fired late");
                 n += 1;
             }
-            assert_eq!(w.work.entries - tick_start.entries, n);
+            let entries = w.work.entries - tick_start.entries;
+            let refiled = w.work.refiled - tick_start.refiled;
+            assert_eq!(entries, n + refiled);
             assert!(w.work.levels - tick_start.levels <= LEVEL_STEPS);
             fired += n;
             busiest = busiest.max(n);
         }
         assert_eq!(fired, N);
         assert!(w.is_empty());
-        // Timers 32.3 s to 120 s ahead sit in 4.096 s slots (level 4), so the
+        assert!(w.work.refiled <= 3 * N, "{:?}", w.work);
+        // Timers 32.8 s to 120 s ahead sit in 4.096 s slots (level 4), so the
         // busiest ticks fire a whole such slot, ~34 000 timers, all due.
         assert!(busiest < 40_000, "{busiest}");
+        // A level-3 slot holds the timers of 512 ticks, ~4 300 here: the
+        // most one call re-files.
+        assert!(most_refiled < 6_000, "{most_refiled}");
     }
 
     /// A far jump in `now` goes from due slot to due slot through the masks:
-    /// no tick-by-tick walk, no timer that is not due touched.
+    /// no tick-by-tick walk, and no timer touched but those due and those
+    /// due within 512 ticks of a slot that came due (re-filed).
     #[test]
     fn far_jump_touches_only_due_timers() {
         const N: u64 = 200_000;
         let mut rng = XorShift(0x1234_5678_9abc_def1);
         let mut w = TimerWheel::new(ms(0), DEFAULT_TICK);
+        let mut deadlines = Vec::with_capacity(N as usize);
         for i in 0..N {
-            w.insert(ms(rng.next() % 3_600_000), i).unwrap();
+            let d = rng.next() % 3_600_000;
+            deadlines.push(d);
+            w.insert(ms(d), i).unwrap();
         }
         let mut now = 0;
         for jump in [1, 50_000, 7, 1_000_000, 3_600_000] {
             now += jump;
             let before = w.work;
+            w.work.refile_ahead = 0;
             let n = w.advance(ms(now), |_| {}) as u64;
             let entries = w.work.entries - before.entries;
+            let refiled = w.work.refiled - before.refiled;
             let levels = w.work.levels - before.levels;
-            assert_eq!(entries, n);
-            // Per due slot found (each holds at least one fired timer):
+            assert_eq!(entries, n + refiled);
+            assert!(w.work.refile_ahead < 512);
+            // Re-filed: timers fired now, or due within 512 ticks, each at
+            // most three times.
+            let soon = deadlines
+                .iter()
+                .filter(|&&d| d > now && d < now + 512)
+                .count() as u64;
+            assert!(refiled <= 3 * (n + soon), "{refiled} for {n} + {soon}");
+            // Per due slot found (each holds at least one entry touched):
             // one search and one collection.
             assert!(
-                levels <= 2 * (LEVELS as u64 + 1) * (n + 1),
-                "{levels} for {n}"
+                levels <= 2 * (LEVELS as u64 + 1) * (entries + 1),
+                "{levels} for {entries}"
             );
         }
         assert!(w.is_empty());
+        assert!(w.work.refiled <= 3 * N);
     }
 
     #[derive(Clone, Debug)]
@@ -924,7 +1124,14 @@ mod tests {
     }
 
     fn delta() -> impl Strategy<Value = u64> {
-        prop_oneof![0..16u64, 0..5_000u64, 0..(1u64 << 30), 0..(1u64 << 42),]
+        prop_oneof![
+            0..16u64,
+            0..5_000u64,
+            // Around the end of the precise span at a 1 ns tick.
+            32_000..34_000u64,
+            0..(1u64 << 30),
+            0..(1u64 << 42),
+        ]
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -932,12 +1139,13 @@ mod tests {
             4 => (any::<bool>(), delta()).prop_map(|(past, delta)| Op::Insert { past: past && delta % 7 == 0, delta }),
             1 => any::<usize>().prop_map(Op::Cancel),
             1 => (any::<usize>(), delta()).prop_map(|(i, d)| Op::Reschedule(i, d)),
-            2 => prop_oneof![0..4u64, 0..2_000u64, 0..(1u64 << 38)].prop_map(Op::Advance),
+            2 => prop_oneof![0..4u64, 0..2_000u64, 0..40_000u64, 0..(1u64 << 38)].prop_map(Op::Advance),
         ]
     }
 
     /// A model timer: deadline in ns, and the latest tick it may become due
-    /// (its deadline tick plus the lateness its delay allows).
+    /// (its deadline tick plus the lateness its delay allows: none within
+    /// the precise span).
     #[derive(Clone, Copy, Debug)]
     struct Armed {
         deadline: u64,
@@ -948,8 +1156,9 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
         /// Against a `BTreeMap` model: the same timers fire, none early,
-        /// none later than the lateness bound, and `next_deadline` says
-        /// exactly when the next one becomes due.
+        /// none late within the precise span and none later than the
+        /// lateness bound beyond, and `next_deadline` is a lower bound on the
+        /// next firing that moves past any instant polled without firing.
         #[test]
         fn matches_model(
             tick in prop_oneof![Just(1u64), Just(7), Just(1_000), Just(1_000_000)],
@@ -1005,10 +1214,15 @@ mod tests {
                         for (id, a) in &model {
                             prop_assert!(a.latest > now_tick, "{} late: {:?} at tick {}", id, a, now_tick);
                         }
-                        // `next_deadline` was exact: something fired iff it
-                        // had been reached.
+                        // `next_deadline` was a lower bound: nothing fired
+                        // before it was reached.
                         let reached = next.is_some_and(|nd| nd.as_nanos() / tick <= now_tick);
-                        prop_assert_eq!(reached, !fired.is_empty());
+                        prop_assert!(reached || fired.is_empty());
+                        // Drained: the next deadline lies after `now`, so a
+                        // caller polling at it never spins on one instant.
+                        if let Some(nd) = w.next_deadline() {
+                            prop_assert!(nd.as_nanos() / tick > now_tick, "{:?} at tick {}", nd, now_tick);
+                        }
                     }
                     _ => {}
                 }
