@@ -797,7 +797,14 @@ impl<B: PacketBuf> TcpStack<B> {
         let deadline = e.conn.poll_timeout();
         if deadline != e.deadline {
             e.deadline = deadline;
-            match (e.timer, deadline) {
+            // TCP timers are due on their tick. The wheel is exact up to
+            // `PRECISE_TICKS` ahead and a bounded fraction late beyond; a far
+            // deadline (TIME-WAIT, keep-alive, a long RTO backoff) is filed
+            // early by that bound, so it fires at or before the deadline,
+            // and the remainder is filed again then (a no-op wake-up for
+            // the connection; a few in a long timer's life).
+            let file_at = deadline.map(|d| d - self.wheel.lateness_for(d));
+            match (e.timer, file_at) {
                 (Some(h), Some(d)) => {
                     if !self.wheel.reschedule(h, d) {
                         e.timer = self.wheel.insert(d, id).ok();

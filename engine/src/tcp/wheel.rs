@@ -452,6 +452,17 @@ impl<T> TimerWheel<T> {
         Some(Instant::from_nanos(tick.saturating_mul(self.tick_ns)))
     }
 
+    /// The most a timer inserted now for `deadline` can fire late:
+    /// [`max_lateness`] of its delay from the wheel's current tick. A caller
+    /// that needs a far deadline met exactly inserts it this much earlier
+    /// (it then fires at or before `deadline`) and re-inserts the remainder
+    /// when it fires; each such step leaves under 8/63 of the delay, and
+    /// from [`PRECISE_TICKS`] down the wheel is exact.
+    pub fn lateness_for(&self, deadline: Instant) -> Duration {
+        let delay = self.tick_ceil(deadline).saturating_sub(self.elapsed);
+        Duration::from_nanos(max_lateness(delay).saturating_mul(self.tick_ns))
+    }
+
     fn tick_ceil(&self, t: Instant) -> u64 {
         let n = t.as_nanos();
         n / self.tick_ns + u64::from(!n.is_multiple_of(self.tick_ns))
@@ -701,6 +712,35 @@ mod tests {
         assert_eq!(core::mem::size_of::<Entry<u32>>(), 32);
         assert_eq!(core::mem::size_of::<Entry<u64>>(), 40);
         assert_eq!(core::mem::size_of::<TimerHandle>(), 8);
+    }
+
+    #[test]
+    fn filing_early_by_the_bound_meets_far_deadlines_exactly() {
+        // The TCP stack's use: file at `d - lateness_for(d)`, re-file the
+        // remainder when it fires; the deadline is met on its tick.
+        for d in [40_000u64, 60_000, 75_000, 7_200_000, 123_456_789] {
+            let mut w = TimerWheel::new(ms(3), DEFAULT_TICK);
+            let mut now = ms(3);
+            let mut steps = 0;
+            loop {
+                let at = ms(d) - w.lateness_for(ms(d));
+                w.insert(at, ()).unwrap();
+                // Poll where the wheel says (a lower bound) until it fires.
+                loop {
+                    now = now.max(w.next_deadline().unwrap());
+                    if !drain(&mut w, now).is_empty() {
+                        break;
+                    }
+                }
+                assert!(now >= at && now <= ms(d), "{d}: fired at {now:?}");
+                steps += 1;
+                if now >= ms(d) {
+                    break;
+                }
+                assert!(steps < 12, "{d}: too many steps");
+            }
+            assert_eq!(now, ms(d), "{d}");
+        }
     }
 
     #[test]
