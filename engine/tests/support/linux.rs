@@ -166,8 +166,8 @@ pub fn set_loss(ns: &Netns, dev: &str, permille: u32) {
     }
     let rules = format!(
         "table netdev lossy {{\n\
-         chain in  {{ type filter hook ingress device \"{dev}\" priority 0; meta l4proto tcp numgen random mod 1000 < {permille} drop; }}\n\
-         chain out {{ type filter hook egress  device \"{dev}\" priority 0; meta l4proto tcp numgen random mod 1000 < {permille} drop; }}\n\
+         chain in  {{ type filter hook ingress device \"{dev}\" priority 0; meta l4proto tcp numgen random mod 1000 < {permille} counter drop; }}\n\
+         chain out {{ type filter hook egress  device \"{dev}\" priority 0; meta l4proto tcp numgen random mod 1000 < {permille} counter drop; }}\n\
          }}\n"
     );
     let mut child = ns
@@ -250,13 +250,18 @@ impl Drop for Capture {
     }
 }
 
-/// A capture file removed when dropped.
+/// A capture file removed when dropped, kept for inspection when the
+/// test is failing.
 #[derive(Debug)]
 pub struct PcapFile(pub PathBuf);
 
 impl Drop for PcapFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if std::thread::panicking() {
+            eprintln!("capture kept: {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 
