@@ -227,6 +227,8 @@ impl Capture {
         });
         rx.recv_timeout(Duration::from_secs(20))
             .expect("tshark capture started");
+        // The message comes a little before frames are recorded.
+        std::thread::sleep(Duration::from_secs(1));
         capture
     }
 
