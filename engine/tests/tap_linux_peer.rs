@@ -11,14 +11,15 @@
 //! skip with a message, unless `WIRESPEED_REQUIRE_ROOT_TESTS` is set (CI),
 //! where they fail.
 
-use std::io::{BufRead, BufReader};
-use std::os::fd::AsRawFd;
-use std::process::{Child, Command, Stdio};
+#[path = "support/linux.rs"]
+mod linux;
+
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use linux::{can_run, join, run, run_ok, tshark_lines, Capture, Netns};
 use wirespeed::net::{Interface, InterfaceConfig, NetStats};
 use wirespeed::port::tap::TapDevice;
 use wirespeed::rt::HostLoop;
@@ -29,116 +30,27 @@ const ENGINE_MAC: EthernetAddress = EthernetAddress([0x02, 0x00, 0x5e, 0x12, 0x0
 const ENGINE_MAC_TEXT: &str = "02:00:5e:12:00:02";
 const ENGINE_IP: &str = "198.18.0.2";
 const TAP: &str = "wstap0";
-
-/// Whether the environment can run these tests; panics under CI when not.
-fn can_run() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    let mut missing: Vec<&str> = ["ip", "ping", "arping", "tshark"]
-        .into_iter()
-        .filter(|tool| {
-            !Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .collect();
-    if !root {
-        missing.push("root");
-    }
-    if !std::path::Path::new("/dev/net/tun").exists() {
-        missing.push("/dev/net/tun");
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!(
-        "needs {} (missing: {})",
-        "root, ip, ping, arping, tshark, /dev/net/tun",
-        missing.join(", ")
-    );
-    assert!(
-        std::env::var_os("WIRESPEED_REQUIRE_ROOT_TESTS").is_none(),
-        "this test {why}, and WIRESPEED_REQUIRE_ROOT_TESTS is set"
-    );
-    eprintln!("skipped: this test {why}");
-    false
-}
-
-fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    out
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A network namespace that is deleted when dropped.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("ws{tag}{}", std::process::id());
-        let _ = run(Command::new("ip").args(["netns", "del", &name]));
-        run_ok(Command::new("ip").args(["netns", "add", &name]));
-        Netns(name)
-    }
-
-    fn exec(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]).args(args);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run(Command::new("ip").args(["netns", "del", &self.0]));
-    }
-}
+const TOOLS: &[&str] = &["ip", "ping", "arping", "tshark"];
 
 /// The engine on a TAP inside a namespace, in its own thread; stopped and
 /// joined when dropped.
 struct Engine {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<NetStats>>,
+    thread: Option<JoinHandle<Result<NetStats, String>>>,
 }
 
 impl Engine {
     fn start(ns: &Netns) -> Engine {
-        let path = format!("/var/run/netns/{}", ns.0);
         let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let nsfile = match std::fs::File::open(&path) {
-                Ok(f) => f,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(format!("{path}: {e}")));
-                    return NetStats::default();
-                }
-            };
-            // SAFETY: the descriptor is a valid, open network namespace file;
-            // setns moves only this thread into it.
-            if unsafe { libc::setns(nsfile.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                let _ = ready_tx.send(Err(format!("setns: {}", std::io::Error::last_os_error())));
-                return NetStats::default();
-            }
+        let thread = ns.spawn("engine", move || {
             let dev =
                 match TapDevice::open(TAP, ENGINE_MAC, 1500).and_then(|d| d.set_up().map(|()| d)) {
                     Ok(d) => d,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e.to_string()));
-                        return NetStats::default();
+                        return Err(e.to_string());
                     }
                 };
             let config = InterfaceConfig::new(ENGINE_MAC, "198.18.0.2/24".parse().expect("cidr"));
@@ -156,12 +68,12 @@ impl Engine {
                     let _ = host.dev.wait_readable(Some(Duration::from_millis(5)));
                 }
             }
-            *host.iface.stats()
+            Ok(*host.iface.stats())
         });
         match ready_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => panic!("engine failed to start: {e}"),
-            Err(e) => panic!("engine did not start: {e}"),
+            Err(e) => panic!("engine did not start: {e} ({:?})", join(thread).err()),
         }
         Engine {
             stop,
@@ -171,11 +83,7 @@ impl Engine {
 
     fn finish(mut self) -> NetStats {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .take()
-            .expect("joined once")
-            .join()
-            .expect("engine thread")
+        join(self.thread.take().expect("joined once")).expect("engine thread")
     }
 }
 
@@ -188,79 +96,16 @@ impl Drop for Engine {
     }
 }
 
-/// tshark recording the TAP inside the namespace.
-struct Capture {
-    child: Child,
-    file: std::path::PathBuf,
-}
-
-impl Capture {
-    fn start(ns: &Netns) -> Capture {
-        let file = std::env::temp_dir().join(format!("{}.pcap", ns.0));
-        let _ = std::fs::remove_file(&file);
-        let mut child = ns
-            .exec(&["tshark", "-n", "-i", TAP, "-w"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tshark starts");
-        // tshark says "Capturing on 'wstap0'" once the capture runs.
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("Capturing on") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("tshark capture started");
-        Capture { child, file }
-    }
-
-    fn stop(mut self) -> std::path::PathBuf {
-        // Let the last frames reach the file, then stop tshark as Ctrl-C would.
-        std::thread::sleep(Duration::from_millis(500));
-        // SAFETY: kill with a valid signal on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
-        }
-        let _ = self.child.wait();
-        self.file.clone()
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Frames in `pcap` that match the display filter, as tshark prints them.
-fn tshark_lines(pcap: &std::path::Path, filter: &str) -> Vec<String> {
-    let out = run_ok(Command::new("tshark").arg("-n").arg("-r").arg(pcap).args([
-        "-o",
-        "ip.check_checksum:TRUE",
-        "-Y",
-        filter,
-    ]));
-    out.lines().map(str::to_owned).collect()
-}
-
 #[test]
 fn linux_pings_and_arps_the_engine_over_tap() {
-    if !can_run() {
+    if !can_run(TOOLS) {
         return;
     }
     let ns = Netns::new("tap");
-    run_ok(&mut ns.exec(&["ip", "link", "set", "lo", "up"]));
     let engine = Engine::start(&ns);
     run_ok(&mut ns.exec(&["ip", "addr", "add", "198.18.0.1/24", "dev", TAP]));
     run_ok(&mut ns.exec(&["ip", "link", "set", TAP, "up"]));
-    let capture = Capture::start(&ns);
+    let capture = Capture::start(&ns, TAP);
 
     // ARP via arping (iputils): three requests, three replies.
     let arping = run_ok(&mut ns.exec(&["arping", "-c", "3", "-w", "10", "-I", TAP, ENGINE_IP]));
@@ -327,7 +172,7 @@ fn linux_pings_and_arps_the_engine_over_tap() {
 
 #[test]
 fn linux_sees_no_answer_for_other_addresses() {
-    if !can_run() {
+    if !can_run(TOOLS) {
         return;
     }
     let ns = Netns::new("tapx");

@@ -34,10 +34,20 @@ struct Node {
 
 impl Node {
     fn new(wire: &MemWire, last: u8, tcp: TcpConfig, impairment: Impairment) -> Node {
+        Node::with_pool(wire, last, tcp, impairment, 1 << 16)
+    }
+
+    fn with_pool(
+        wire: &MemWire,
+        last: u8,
+        tcp: TcpConfig,
+        impairment: Impairment,
+        pool_limit: usize,
+    ) -> Node {
         let dev = wire
             .add_port(MemPortConfig {
                 impairment,
-                pool_limit: 1 << 16,
+                pool_limit,
                 ..MemPortConfig::new(mac(last))
             })
             .expect("port")
@@ -283,6 +293,73 @@ fn echo_survives_loss_reordering_and_duplication() {
         assert!(at_server == data, "seed {seed}: server got wrong bytes");
         assert!(back == data, "seed {seed}: echo came back wrong");
     }
+}
+
+/// Every received pure ACK goes back to the device's pool: a sender whose
+/// pool is far smaller than the number of ACKs it receives keeps going
+/// (each ACK's buffer used to be dropped uncounted, so the pool ran dry
+/// after about `pool_limit` ACKs and the connection stalled for good).
+#[test]
+fn received_acks_return_their_buffers_to_the_pool() {
+    let wire = MemWire::new(7);
+    let mut server = Node::new(&wire, 1, TcpConfig::default(), Impairment::NONE);
+    // A 32 KiB send buffer (about 20 pool buffers) bounds every flight, so
+    // 16 MiB take hundreds of ACKs, more than the pool's 128 buffers.
+    let small = TcpConfig {
+        snd_buf: 32 * 1024,
+        ..TcpConfig::default()
+    };
+    let mut client = Node::with_pool(&wire, 2, small, Impairment::NONE, 128);
+    server
+        .host
+        .tcp
+        .listen(PORT, ListenConfig::default())
+        .expect("listen");
+    let mut now = Instant::ZERO;
+    let id = client
+        .host
+        .tcp
+        .connect(now, ip(2), None, (ip(1), PORT))
+        .expect("connect");
+    let data = pattern(16 << 20, 9);
+    let (mut sent, mut got) = (0usize, 0usize);
+    let mut accepted = None;
+    let mut buf = vec![0u8; 65536];
+    let ok = run(
+        &mut [&mut server, &mut client],
+        &mut now,
+        Duration::from_secs(120),
+        |nodes, now| {
+            let (s, c) = nodes.split_at_mut(1);
+            let (server, client) = (&mut *s[0], &mut *c[0]);
+            let TcpHost { lp, tcp, .. } = &mut client.host;
+            sent += tcp
+                .with_conn(now, id, |conn| {
+                    conn.send_slice(&data[sent..], &mut DeviceAlloc(&mut lp.dev))
+                })
+                .unwrap_or(0);
+            accepted = accepted.or_else(|| server.host.tcp.accept(PORT));
+            if let Some(a) = accepted {
+                got += server
+                    .host
+                    .tcp
+                    .with_conn(now, a, |conn| conn.read(&mut buf))
+                    .unwrap_or(0);
+            }
+            got == data.len()
+        },
+    );
+    let acks = client.host.tcp.stats().segments_in;
+    assert!(
+        ok,
+        "stalled after {got} of {} bytes; the sender received {acks} segments: {:?}",
+        data.len(),
+        client.host.tcp.conn(id).map(|c| *c.stats())
+    );
+    assert!(
+        acks > 128,
+        "the test needs more ACKs ({acks}) than pool buffers"
+    );
 }
 
 #[test]

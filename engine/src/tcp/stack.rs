@@ -436,13 +436,15 @@ impl<B: PacketBuf> TcpStack<B> {
                 {
                     e.conn.handle_segment(now, &seg, payload);
                 }
-                drop(buf);
+                // Back to the pool: a handle still shared with the payload
+                // is only dropped there; a pure ACK's buffer is counted back.
+                self.recycle.push(buf);
                 self.touch(index, now);
                 return;
             }
         }
         self.no_connection(now, tuple, &seg, payload);
-        drop(buf);
+        self.recycle.push(buf);
     }
 
     /// A segment for no connection: a listener's SYN or cookie ACK, or RST.
