@@ -235,6 +235,13 @@ enum StackOp {
 
 // ---------- helpers ----------
 
+/// With `TCP_CONN_TRACE` set, each operation is printed (to read a
+/// reproducer: `TCP_CONN_TRACE=1 cargo fuzz run tcp_conn CRASH`).
+fn trace() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("TCP_CONN_TRACE").is_some())
+}
+
 fn seq_le(a: u32, b: u32) -> bool {
     (b.wrapping_sub(a) as i32) >= 0
 }
@@ -522,7 +529,10 @@ impl ConnHarness {
         if let Some(a) = repr.ack_number {
             let shift = if syn { 0 } else { after.rcv_wscale };
             let edge = a.0.wrapping_add(u32::from(repr.window_len) << shift);
-            if let Some(prev) = self.adv_edge {
+            // A SYN's window field is unscaled (RFC 7323 §2.2), so a
+            // SYN-ACK sent again cannot repeat an edge a scaled ACK in
+            // SYN-RECEIVED offered: SYNs are not held to it.
+            if let (Some(prev), false) = (self.adv_edge, syn) {
                 assert!(
                     seq_le(prev, edge),
                     "advertised right edge moved left: {prev} -> {edge}"
@@ -752,6 +762,9 @@ fn run_conn(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
         read: 0,
         closed_seen: false,
     };
+    if trace() {
+        eprintln!("{cfg:?}\n{start:?}");
+    }
     let _ = h.cfg;
     h.check();
     for seg in &script {
@@ -762,6 +775,9 @@ fn run_conn(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     let mut n = 0;
     while !u.is_empty() && n < MAX_OPS {
         let op: Op = u.arbitrary()?;
+        if trace() {
+            eprintln!("{:?} {:?} {:?}", h.c.state(), h.c.debug_seq(), op);
+        }
         h.step(&op);
         n += 1;
     }
@@ -1008,6 +1024,9 @@ fn run_stack(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
         },
     )
     .expect("listen");
+    if trace() {
+        eprintln!("{cfg:?}\nbacklog {backlog} syn_backlog {syn_backlog} cookies {cookies}");
+    }
     let mut h = StackHarness {
         s,
         now,
@@ -1020,6 +1039,9 @@ fn run_stack(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     let mut n = 0;
     while !u.is_empty() && n < MAX_OPS {
         let op: StackOp = u.arbitrary()?;
+        if trace() {
+            eprintln!("{op:?}");
+        }
         h.step(&op);
         n += 1;
     }
