@@ -468,7 +468,9 @@ impl ConnHarness {
     fn drain(&mut self) {
         self.transmit(MAX_DRAIN);
         assert!(
-            self.c.poll_transmit(self.now, &mut Alloc { fail: false }).is_none(),
+            self.c
+                .poll_transmit(self.now, &mut Alloc { fail: false })
+                .is_none(),
             "runaway output: more than {MAX_DRAIN} segments in one drain"
         );
     }
@@ -515,7 +517,11 @@ impl ConnHarness {
             for (i, &b) in repr.payload.iter().enumerate() {
                 let off = seq.wrapping_add(i as u32).wrapping_sub(base);
                 assert!(off < self.written, "emitted data never written");
-                assert_eq!(b, app_byte(off), "emitted data differs from what was written");
+                assert_eq!(
+                    b,
+                    app_byte(off),
+                    "emitted data differs from what was written"
+                );
             }
             let end = seq.wrapping_add(plen);
             if seq_lt(before.snd_max, end) {
@@ -608,7 +614,11 @@ impl ConnHarness {
 
     fn check(&mut self) {
         if let Err(e) = self.c.debug_invariants() {
-            panic!("invariant broken: {e}: {:?} {:?}", self.c, self.c.debug_seq());
+            panic!(
+                "invariant broken: {e}: {:?} {:?}",
+                self.c,
+                self.c.debug_seq()
+            );
         }
     }
 
@@ -833,10 +843,7 @@ impl StackHarness {
                 .expect("emitted segment does not parse or fails its checksum");
             let key = (repr.dst_port, repr.src_port);
             let v = self.views.entry(key).or_default();
-            let end = repr
-                .seq_number
-                .0
-                .wrapping_add(repr.segment_len() as u32);
+            let end = repr.seq_number.0.wrapping_add(repr.segment_len() as u32);
             if repr.flags.contains(TcpFlags::SYN) {
                 v.snd_max = end;
             } else if !repr.flags.contains(TcpFlags::RST) {
@@ -857,10 +864,7 @@ impl StackHarness {
                 let t = c.tuple();
                 if (t.remote_port, t.local_port) == key {
                     let sv = c.debug_seq();
-                    assert!(
-                        seq_le(end, sv.snd_max),
-                        "emitted segment beyond SND.MAX"
-                    );
+                    assert!(seq_le(end, sv.snd_max), "emitted segment beyond SND.MAX");
                     assert_eq!(
                         repr.ack_number.map(|a| a.0),
                         Some(sv.rcv_nxt),

@@ -87,6 +87,7 @@ impl T {
     }
 
     fn out(&mut self, now: Instant) -> Vec<TcpRepr<'static>> {
+        self.c.debug_invariants().expect("invariants before output");
         let mut v = Vec::new();
         while let Some(b) = self.c.poll_transmit(now, &mut self.pool) {
             let mut bytes = b.as_slice().to_vec();
@@ -103,6 +104,7 @@ impl T {
             v.push(repr);
             assert!(v.len() < 1000, "runaway output");
         }
+        self.c.debug_invariants().expect("invariants after output");
         v
     }
 
