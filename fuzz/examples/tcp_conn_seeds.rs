@@ -357,6 +357,26 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             ],
         ),
     ));
+    // Regression: a fast retransmission with data held back by Nagle
+    // behind SND.MAX, then with the FIN queued after the loss.
+    let dup_ack = || {
+        Seg(SegSpec {
+            ack: (1, 0),
+            ..SegSpec::ack(500)
+        })
+    };
+    for (name, shutdown) in [("cookie-rexmit-nagle", false), ("cookie-rexmit-fin", true)] {
+        let mut script = vec![Send(100), Drain];
+        if !shutdown {
+            script.push(Send(100));
+        }
+        script.extend([dup_ack(), dup_ack(), dup_ack()]);
+        if shutdown {
+            script.push(Shutdown);
+        }
+        script.extend([Drain, AckAll(500), Events]);
+        v.push((name, conn_seed(cookie, &script)));
+    }
     // Zero window: the persist timer probes until the window opens.
     v.push((
         "passive-zero-window",
