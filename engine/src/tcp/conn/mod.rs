@@ -36,9 +36,13 @@ use super::send::{seq_le, seq_lt, seq_max, Scoreboard, SendQueue};
 use super::timer::{Timer, TimerTable};
 use super::FourTuple;
 
+mod check;
 mod input;
 mod output;
 mod timers;
+
+#[doc(hidden)]
+pub use check::SeqVars;
 
 #[cfg(test)]
 mod tests;

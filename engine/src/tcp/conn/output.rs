@@ -147,7 +147,10 @@ impl<B: PacketBuf> Connection<B> {
     fn segment_at(&mut self, kind: Kind, seq: u32, max: u32) -> Option<Plan> {
         let off = seq.wrapping_sub(self.data_base());
         let qlen = self.sendq.len();
-        let fin_open = self.flags & (F_FIN_QUEUED | F_FIN_ACKED) == F_FIN_QUEUED;
+        // A retransmission carries the FIN only once it was sent.
+        let fin_sent = seq_lt(self.data_base().wrapping_add(qlen), self.snd_max);
+        let fin_open = self.flags & (F_FIN_QUEUED | F_FIN_ACKED) == F_FIN_QUEUED
+            && (kind != Kind::Rexmit || fin_sent);
         if off < qlen {
             let len = max
                 .min(self.payload_mss())
@@ -261,7 +264,9 @@ impl<B: PacketBuf> Connection<B> {
     /// or RFC 6675 NextSeg rule 1, within the pipe.
     fn plan_rexmit(&mut self) -> Option<Plan> {
         if self.flags & F_REXMIT_HEAD != 0 {
-            if let Some(p) = self.segment_at(Kind::Rexmit, self.snd_una, u32::MAX) {
+            // Only what was sent: bytes queued behind SND.MAX are new data.
+            let sent = self.snd_max.wrapping_sub(self.snd_una);
+            if let Some(p) = self.segment_at(Kind::Rexmit, self.snd_una, sent) {
                 return Some(p);
             }
             self.flags &= !F_REXMIT_HEAD;

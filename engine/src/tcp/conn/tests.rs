@@ -87,6 +87,7 @@ impl T {
     }
 
     fn out(&mut self, now: Instant) -> Vec<TcpRepr<'static>> {
+        self.c.debug_invariants().expect("invariants before output");
         let mut v = Vec::new();
         while let Some(b) = self.c.poll_transmit(now, &mut self.pool) {
             let mut bytes = b.as_slice().to_vec();
@@ -103,6 +104,7 @@ impl T {
             v.push(repr);
             assert!(v.len() < 1000, "runaway output");
         }
+        self.c.debug_invariants().expect("invariants after output");
         v
     }
 
@@ -1207,4 +1209,67 @@ fn hostile_segments_never_panic() {
             }
         }
     }
+}
+
+/// The segments `x` has ready, each checked to lie within SND.MAX.
+fn out_within_snd_max(x: &mut T, now: Instant) -> Vec<TcpRepr<'static>> {
+    let segs = x.out(now);
+    let snd_max = x.c.debug_seq().snd_max;
+    for s in &segs {
+        let end = s.seq_number.0.wrapping_add(s.segment_len() as u32);
+        assert!(
+            !seq_lt(snd_max, end),
+            "segment {s:?} ends beyond SND.MAX {snd_max}"
+        );
+    }
+    segs
+}
+
+/// Found through the SND.MAX check of the `tcp_conn` fuzz target: the fast retransmission of the
+/// head took bytes queued behind SND.MAX (held back by Nagle) along
+/// without counting them as sent, so the peer's ACK for them read as an
+/// ACK of data never sent.
+#[test]
+fn fast_retransmit_stays_within_snd_max() {
+    let cfg = TcpConfig {
+        dup_thresh: 1,
+        ..plain()
+    };
+    let mut x = established(&cfg);
+    let mut ap = app_pool();
+    assert_eq!(x.c.send_slice(&data(100), &mut ap), 100);
+    assert_eq!(out_within_snd_max(&mut x, t(20)).len(), 1);
+    assert_eq!(x.c.send_slice(&data(100), &mut ap), 100);
+    assert!(x.out(t(21)).is_empty(), "Nagle holds the tail");
+    send!(x, t(30), SEND_TEMPL); // a duplicate ACK: fast retransmit
+    let segs = out_within_snd_max(&mut x, t(30));
+    assert_eq!(segs.len(), 1);
+    assert_eq!(segs[0].seq_number, TcpSeqNumber(ISS + 1));
+    assert_eq!(segs[0].payload.len(), 100);
+    assert_eq!(x.c.stats().fast_retransmits, 1);
+}
+
+/// Found through the SND.MAX check of the `tcp_conn` fuzz target: with the FIN queued after the
+/// loss, the fast retransmission of the last data carried the FIN, sent
+/// for the first time as a retransmission and not counted in SND.MAX.
+#[test]
+fn fast_retransmit_carries_no_unsent_fin() {
+    let cfg = TcpConfig {
+        dup_thresh: 1,
+        ..plain()
+    };
+    let mut x = established(&cfg);
+    let mut ap = app_pool();
+    assert_eq!(x.c.send_slice(&data(100), &mut ap), 100);
+    assert_eq!(out_within_snd_max(&mut x, t(20)).len(), 1);
+    send!(x, t(30), SEND_TEMPL); // a duplicate ACK: fast retransmit
+    x.c.shutdown(t(30));
+    let segs = out_within_snd_max(&mut x, t(30));
+    // The retransmission, then the FIN as new data.
+    assert_eq!(segs.len(), 2, "{segs:?}");
+    assert!(!segs[0].flags.contains(TcpFlags::FIN));
+    assert_eq!(segs[0].payload.len(), 100);
+    assert!(segs[1].flags.contains(TcpFlags::FIN));
+    assert_eq!(segs[1].seq_number, TcpSeqNumber(ISS + 101));
+    assert_eq!(x.c.debug_seq().snd_max, ISS + 102);
 }
