@@ -31,5 +31,17 @@ fuzz_target!(|data: &[u8]| {
     assert!(p.verify_checksum(SRC, DST));
     let again =
         TcpRepr::parse(&p, SRC, DST, &ChecksumCaps::SOFTWARE).expect("emitted TCP does not parse");
-    assert_eq!(repr, again);
+    // The emitter lays options out as Linux does, each padded to 4 bytes, and
+    // drops the SACK blocks that no longer fit in 40 bytes (a receiver sends
+    // the most recent first, RFC 2018 §4); the parser accepts tighter
+    // packing, so compare with what the emitter promises to carry.
+    let mut expected = repr;
+    for r in expected
+        .sack_ranges
+        .iter_mut()
+        .skip(repr.sack_blocks_emitted())
+    {
+        *r = None;
+    }
+    assert_eq!(expected, again);
 });
