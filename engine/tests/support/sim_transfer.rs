@@ -327,7 +327,7 @@ pub fn run_transfer(spec: &TransferSpec, seed: u64) -> Outcome {
             .connect(now, (ip(1), PORT), None)
             .expect("connect"),
     );
-    let key = splitmix(seed ^ 0x5eed_0f_da7a);
+    let key = splitmix(seed ^ 0x005e_ed0f_da7a);
     let size = spec.size;
     let (mut sent, mut sent_hash, mut shut) = (0usize, FNV_OFFSET, false);
     let (mut received, mut recv_hash) = (0usize, FNV_OFFSET);
