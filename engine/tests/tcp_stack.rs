@@ -747,3 +747,66 @@ fn time_wait_gives_way_to_a_newer_syn_when_reuse_is_on() {
     assert!(ok, "the new connection did not replace TIME-WAIT");
     assert_eq!(server.host.tcp.stats().time_wait_reused, 1);
 }
+
+/// A fixed pool of 128 buffers survives thousands of duplicate segments:
+/// every refused segment's buffer goes back to it (through the stack, and
+/// through `Connection::poll_recycle` for drivers that feed connections
+/// directly).
+#[test]
+fn duplicate_segments_return_their_buffers_to_the_pool() {
+    let wire = MemWire::new(17);
+    // Every frame to the server arrives twice: half of what it receives is
+    // duplicate data, far more than its 128 buffers.
+    let twice = Impairment {
+        duplicate: 1.0,
+        ..Impairment::NONE
+    };
+    let mut server = Node::with_pool(&wire, 1, TcpConfig::default(), Impairment::NONE, 128);
+    let mut client = Node::new(&wire, 2, TcpConfig::default(), twice);
+    server
+        .host
+        .tcp
+        .listen(PORT, ListenConfig::default())
+        .expect("listen");
+    let mut now = Instant::ZERO;
+    let id = client
+        .host
+        .tcp
+        .connect(now, ip(2), None, (ip(1), PORT))
+        .expect("connect");
+    let data = pattern(4 << 20, 3);
+    let (mut sent, mut got) = (0usize, 0usize);
+    let mut accepted = None;
+    let mut buf = vec![0u8; 65536];
+    let ok = run(
+        &mut [&mut server, &mut client],
+        &mut now,
+        Duration::from_secs(120),
+        |nodes, now| {
+            let (s, c) = nodes.split_at_mut(1);
+            let (server, client) = (&mut *s[0], &mut *c[0]);
+            let TcpHost { lp, tcp, .. } = &mut client.host;
+            sent += tcp
+                .with_conn(now, id, |conn| {
+                    conn.send_slice(&data[sent..], &mut DeviceAlloc(&mut lp.dev))
+                })
+                .unwrap_or(0);
+            accepted = accepted.or_else(|| server.host.tcp.accept(PORT));
+            if let Some(a) = accepted {
+                got += server
+                    .host
+                    .tcp
+                    .with_conn(now, a, |conn| conn.read(&mut buf))
+                    .unwrap_or(0);
+            }
+            got == data.len()
+        },
+    );
+    let stats = accepted.and_then(|a| server.host.tcp.conn(a).map(|c| *c.stats()));
+    let refused = stats.map_or(0, |s| s.duplicate_segments + s.dropped + s.out_of_window);
+    assert!(ok, "stalled after {got} of {} bytes: {stats:?}", data.len());
+    assert!(
+        refused > 128,
+        "the test needs more refused segments ({refused}) than pool buffers: {stats:?}"
+    );
+}

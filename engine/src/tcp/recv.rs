@@ -528,6 +528,13 @@ impl<B: PacketBuf> RecvQueue<B> {
         n
     }
 
+    /// Hands a buffer the caller will not keep (a segment `insert` refused,
+    /// data that arrived too late) to the recycle list, so it goes back to
+    /// its pool with the queue's own leftovers.
+    pub fn release(&mut self, buf: B) {
+        self.recycle.push(buf);
+    }
+
     /// A buffer the queue has let go of, for the driver to recycle.
     pub fn poll_recycle(&mut self) -> Option<B> {
         self.recycle.pop()

@@ -12,10 +12,17 @@ impl<B: PacketBuf> Connection<B> {
     /// copy. Outputs follow through the `poll_*` calls.
     pub fn handle_segment(&mut self, now: Instant, seg: &TcpRepr<'_>, payload: Option<B>) {
         bump(&mut self.stats.segs_in);
+        let mut payload = payload;
         match self.state {
             State::Closed | State::Listen => bump(&mut self.stats.dropped),
             State::SynSent => self.input_syn_sent(now, seg),
-            _ => self.input_synchronized(now, seg, payload),
+            _ => self.input_synchronized(now, seg, &mut payload),
+        }
+        // Whatever the receive queue did not keep goes back to its pool
+        // through `poll_recycle` (a NIC's pool is fixed: a buffer dropped
+        // here would be lost to it).
+        if let Some(b) = payload {
+            self.rxq.release(b);
         }
     }
 
@@ -99,7 +106,7 @@ impl<B: PacketBuf> Connection<B> {
     }
 
     /// Every state from SYN-RECEIVED on: RFC 9293 §3.10.7.4.
-    fn input_synchronized(&mut self, now: Instant, seg: &TcpRepr<'_>, payload: Option<B>) {
+    fn input_synchronized(&mut self, now: Instant, seg: &TcpRepr<'_>, payload: &mut Option<B>) {
         let seq = seg.seq_number.0;
         let rst = seg.flags.contains(TcpFlags::RST);
         let syn = seg.flags.contains(TcpFlags::SYN);
@@ -247,7 +254,7 @@ impl<B: PacketBuf> Connection<B> {
 
         // Seventh: the text.
         if plen > 0 {
-            self.input_data(now, seq, plen, payload);
+            self.input_data(now, seq, plen, payload.take());
         }
         if self.state == State::Closed {
             return;
@@ -298,11 +305,17 @@ impl<B: PacketBuf> Connection<B> {
         ) {
             // Data after the peer's FIN: ignore (§3.10.7.4).
             bump(&mut self.stats.dropped);
+            if let Some(b) = payload {
+                self.rxq.release(b);
+            }
             return;
         }
         if self.flags & F_RECV_SHUT != 0 && seq_le(self.rcv_nxt(), seq.wrapping_add(plen)) {
             // New data after close(): nobody will read it, reset
             // (RFC 9293 §3.10.4, RFC 2525 §2.17).
+            if let Some(b) = payload {
+                self.rxq.release(b);
+            }
             self.abort(now);
             return;
         }
@@ -326,19 +339,24 @@ impl<B: PacketBuf> Connection<B> {
                 bump(&mut self.stats.ooo_segments);
                 self.flags |= F_ACK_NOW;
             }
-            Insert::Duplicate(_) => {
+            // Every refused buffer goes back to its pool through
+            // `poll_recycle`, never silently dropped: a NIC's pool is fixed.
+            Insert::Duplicate(b) => {
                 bump(&mut self.stats.duplicate_segments);
                 self.flags |= F_ACK_NOW;
+                self.rxq.release(b);
             }
-            Insert::OutOfWindow(_) => {
+            Insert::OutOfWindow(b) => {
                 bump(&mut self.stats.out_of_window);
                 self.flags |= F_ACK_NOW;
+                self.rxq.release(b);
             }
-            Insert::Dropped(..) => {
+            Insert::Dropped(_, b) => {
                 bump(&mut self.stats.dropped);
                 self.flags |= F_ACK_NOW;
+                self.rxq.release(b);
             }
-            Insert::Empty(_) => {}
+            Insert::Empty(b) => self.rxq.release(b),
         }
     }
 
