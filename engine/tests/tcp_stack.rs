@@ -295,6 +295,46 @@ fn echo_survives_loss_reordering_and_duplication() {
     }
 }
 
+/// Streams `data` from `client` to `server` (listening on PORT) over a new
+/// connection, the server reading as it arrives, for at most `limit` of
+/// virtual time. Returns the bytes the server read and its connection.
+fn stream(
+    server: &mut Node,
+    client: &mut Node,
+    data: &[u8],
+    limit: Duration,
+) -> (usize, Option<ConnId>) {
+    let mut now = Instant::ZERO;
+    let id = client
+        .host
+        .tcp
+        .connect(now, ip(2), None, (ip(1), PORT))
+        .expect("connect");
+    let (mut sent, mut got) = (0usize, 0usize);
+    let mut accepted = None;
+    let mut buf = vec![0u8; 65536];
+    run(&mut [server, client], &mut now, limit, |nodes, now| {
+        let (s, c) = nodes.split_at_mut(1);
+        let (server, client) = (&mut *s[0], &mut *c[0]);
+        let TcpHost { lp, tcp, .. } = &mut client.host;
+        sent += tcp
+            .with_conn(now, id, |conn| {
+                conn.send_slice(&data[sent..], &mut DeviceAlloc(&mut lp.dev))
+            })
+            .unwrap_or(0);
+        accepted = accepted.or_else(|| server.host.tcp.accept(PORT));
+        if let Some(a) = accepted {
+            got += server
+                .host
+                .tcp
+                .with_conn(now, a, |conn| conn.read(&mut buf))
+                .unwrap_or(0);
+        }
+        got == data.len()
+    });
+    (got, accepted)
+}
+
 /// Every received pure ACK goes back to the device's pool: a sender whose
 /// pool is far smaller than the number of ACKs it receives keeps going
 /// (each ACK's buffer used to be dropped uncounted, so the pool ran dry
@@ -315,46 +355,15 @@ fn received_acks_return_their_buffers_to_the_pool() {
         .tcp
         .listen(PORT, ListenConfig::default())
         .expect("listen");
-    let mut now = Instant::ZERO;
-    let id = client
-        .host
-        .tcp
-        .connect(now, ip(2), None, (ip(1), PORT))
-        .expect("connect");
     let data = pattern(16 << 20, 9);
-    let (mut sent, mut got) = (0usize, 0usize);
-    let mut accepted = None;
-    let mut buf = vec![0u8; 65536];
-    let ok = run(
-        &mut [&mut server, &mut client],
-        &mut now,
-        Duration::from_secs(120),
-        |nodes, now| {
-            let (s, c) = nodes.split_at_mut(1);
-            let (server, client) = (&mut *s[0], &mut *c[0]);
-            let TcpHost { lp, tcp, .. } = &mut client.host;
-            sent += tcp
-                .with_conn(now, id, |conn| {
-                    conn.send_slice(&data[sent..], &mut DeviceAlloc(&mut lp.dev))
-                })
-                .unwrap_or(0);
-            accepted = accepted.or_else(|| server.host.tcp.accept(PORT));
-            if let Some(a) = accepted {
-                got += server
-                    .host
-                    .tcp
-                    .with_conn(now, a, |conn| conn.read(&mut buf))
-                    .unwrap_or(0);
-            }
-            got == data.len()
-        },
-    );
+    let (got, _) = stream(&mut server, &mut client, &data, Duration::from_secs(120));
+    let ok = got == data.len();
     let acks = client.host.tcp.stats().segments_in;
     assert!(
         ok,
         "stalled after {got} of {} bytes; the sender received {acks} segments: {:?}",
         data.len(),
-        client.host.tcp.conn(id).map(|c| *c.stats())
+        client.host.tcp.stats()
     );
     assert!(
         acks > 128,
@@ -768,40 +777,9 @@ fn duplicate_segments_return_their_buffers_to_the_pool() {
         .tcp
         .listen(PORT, ListenConfig::default())
         .expect("listen");
-    let mut now = Instant::ZERO;
-    let id = client
-        .host
-        .tcp
-        .connect(now, ip(2), None, (ip(1), PORT))
-        .expect("connect");
     let data = pattern(4 << 20, 3);
-    let (mut sent, mut got) = (0usize, 0usize);
-    let mut accepted = None;
-    let mut buf = vec![0u8; 65536];
-    let ok = run(
-        &mut [&mut server, &mut client],
-        &mut now,
-        Duration::from_secs(120),
-        |nodes, now| {
-            let (s, c) = nodes.split_at_mut(1);
-            let (server, client) = (&mut *s[0], &mut *c[0]);
-            let TcpHost { lp, tcp, .. } = &mut client.host;
-            sent += tcp
-                .with_conn(now, id, |conn| {
-                    conn.send_slice(&data[sent..], &mut DeviceAlloc(&mut lp.dev))
-                })
-                .unwrap_or(0);
-            accepted = accepted.or_else(|| server.host.tcp.accept(PORT));
-            if let Some(a) = accepted {
-                got += server
-                    .host
-                    .tcp
-                    .with_conn(now, a, |conn| conn.read(&mut buf))
-                    .unwrap_or(0);
-            }
-            got == data.len()
-        },
-    );
+    let (got, accepted) = stream(&mut server, &mut client, &data, Duration::from_secs(120));
+    let ok = got == data.len();
     let stats = accepted.and_then(|a| server.host.tcp.conn(a).map(|c| *c.stats()));
     let refused = stats.map_or(0, |s| s.duplicate_segments + s.dropped + s.out_of_window);
     assert!(ok, "stalled after {got} of {} bytes: {stats:?}", data.len());

@@ -768,6 +768,19 @@ impl<B: PacketBuf> Connection<B> {
         self.timers.set(Timer::Rto, now + self.rtt.rto());
     }
 
+    /// The persist timer: the RTO backed off by the probes sent so far, at
+    /// most `max_persist` (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17).
+    fn arm_persist(&mut self, now: Instant) {
+        let shift = u32::from(self.persist_backoff.min(16));
+        let d = self
+            .rtt
+            .rto()
+            .checked_mul(1 << shift)
+            .unwrap_or(self.cfg.max_persist)
+            .min(self.cfg.max_persist);
+        self.timers.set(Timer::Persist, now + d);
+    }
+
     fn arm_keepalive(&mut self, now: Instant) {
         if let Some(k) = self.cfg.keepalive {
             if self.state.is_synchronized() && self.state != State::TimeWait {

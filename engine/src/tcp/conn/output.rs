@@ -344,14 +344,7 @@ impl<B: PacketBuf> Connection<B> {
             // Blocked by the peer's window with nothing in flight: the
             // persist timer probes it (§3.8.6.1).
             if idle && room < mss.min(avail) && !self.timers.is_set(Timer::Persist) {
-                let shift = u32::from(self.persist_backoff.min(16));
-                let d = self
-                    .rtt
-                    .rto()
-                    .checked_mul(1 << shift)
-                    .unwrap_or(self.cfg.max_persist)
-                    .min(self.cfg.max_persist);
-                self.timers.set(Timer::Persist, now + d);
+                self.arm_persist(now);
             }
             return None;
         }

@@ -75,14 +75,7 @@ impl<B: PacketBuf> Connection<B> {
         }
         self.flags |= F_PROBE;
         self.persist_backoff = self.persist_backoff.saturating_add(1);
-        let shift = u32::from(self.persist_backoff.min(16));
-        let d = self
-            .rtt
-            .rto()
-            .checked_mul(1 << shift)
-            .unwrap_or(self.cfg.max_persist)
-            .min(self.cfg.max_persist);
-        self.timers.set(Timer::Persist, now + d);
+        self.arm_persist(now);
     }
 
     /// Keep-alive (RFC 1122 §4.2.3.6): probe when idle; after `probes`
