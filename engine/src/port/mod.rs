@@ -19,6 +19,7 @@
 //! [`tap`] (a Linux TAP device), [`pcap`] (a wrapper recording any device's
 //! traffic to a pcap file).
 
+pub mod link;
 pub mod mem;
 pub mod pcap;
 pub mod rng;

@@ -6,6 +6,7 @@
 //! device. The caller reads the clock once per iteration and passes it in.
 //! [`TcpHost`] adds a TCP stack above it.
 
+pub mod ring;
 mod tcp_host;
 
 pub use tcp_host::{TcpHost, EVENT_QUEUE_LEN};
