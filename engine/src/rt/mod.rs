@@ -7,6 +7,7 @@
 //! [`TcpHost`] adds a TCP stack above it.
 
 pub mod ring;
+pub mod rss_pick;
 mod tcp_host;
 
 pub use tcp_host::{TcpHost, EVENT_QUEUE_LEN};

@@ -145,7 +145,17 @@ pub struct StackStats {
     pub closed: u64,
     /// No buffer for a stateless reply (RST, cookie SYN-ACK).
     pub no_buffer: u64,
+    /// Segments for no local connection that the steering rule said belong
+    /// to another worker (see [`TcpStack::set_steering`]).
+    pub steered_away: u64,
+    /// Retransmissions of connections already removed (live connections
+    /// keep their own count: [`TcpStack::retransmits`] adds both).
+    pub retransmits_closed: u64,
 }
+
+/// Decides whether a segment for no local connection and no listener
+/// belongs to another worker (its reply hash maps to another queue).
+pub type SteeringRule = Box<dyn Fn(&FourTuple) -> bool>;
 
 struct Listener {
     config: ListenConfig,
@@ -192,6 +202,8 @@ pub struct TcpStack<B: PacketBuf> {
     recycle: Vec<B>,
     next_ephemeral: u16,
     stats: StackStats,
+    steering: Option<SteeringRule>,
+    steered: Vec<Ipv4Delivery<B>>,
 }
 
 impl<B: PacketBuf> core::fmt::Debug for TcpStack<B> {
@@ -234,6 +246,8 @@ impl<B: PacketBuf> TcpStack<B> {
             recycle: Vec::new(),
             next_ephemeral: EPHEMERAL.start() + port_seed % span,
             stats: StackStats::default(),
+            steering: None,
+            steered: Vec::new(),
         }
     }
 
@@ -378,8 +392,73 @@ impl<B: PacketBuf> TcpStack<B> {
 
     // ----- input -----
 
+    /// Sets the rule that sends segments for no local connection and no
+    /// listener to another worker instead of answering them with RST: they
+    /// wait in [`poll_steered`](Self::poll_steered) for the runtime to pass
+    /// over a cross-core ring, where the owner takes them with
+    /// [`handle_steered`](Self::handle_steered).
+    pub fn set_steering(&mut self, rule: Option<SteeringRule>) {
+        self.steering = rule;
+    }
+
+    /// The next segment the steering rule sent away.
+    pub fn poll_steered(&mut self) -> Option<Ipv4Delivery<B>> {
+        self.steered.pop()
+    }
+
+    /// Processes a segment another worker steered here: as
+    /// [`handle_packet`](Self::handle_packet), but never steered again.
+    pub fn handle_steered(&mut self, now: Instant, delivery: Ipv4Delivery<B>) {
+        self.handle_packet_inner(now, delivery, false);
+    }
+
+    /// Retransmissions over the stack's life: removed connections' and live
+    /// ones' (a walk over the connections: for snapshots, not per packet).
+    pub fn retransmits(&self) -> u64 {
+        self.stats.retransmits_closed
+            + self
+                .slots
+                .iter()
+                .filter_map(|s| s.entry.as_ref())
+                .map(|e| u64::from(e.conn.stats().retransmits))
+                .sum::<u64>()
+    }
+
+    /// Connections per state, indexed by [`State`] as `usize` (a walk: for
+    /// snapshots).
+    pub fn states(&self) -> [u64; State::COUNT] {
+        let mut n = [0u64; State::COUNT];
+        for e in self.slots.iter().filter_map(|s| s.entry.as_ref()) {
+            n[e.conn.state() as usize] += 1;
+        }
+        n
+    }
+
+    /// Takes `id` out of its listener's accept queue, as
+    /// [`accept`](Self::accept) would, and returns the listening port; `None`
+    /// when `id` is not waiting there. For runtimes that hand each
+    /// connection to the application as it is established.
+    pub fn take_accepted(&mut self, id: ConnId) -> Option<u16> {
+        let e = self.entry_mut(id)?;
+        if !e.accepted_queue {
+            return None;
+        }
+        let port = e.listener.take()?;
+        e.accepted_queue = false;
+        if let Some(l) = self.listeners.get_mut(&port) {
+            if let Some(pos) = l.accept.iter().position(|&x| x == id) {
+                l.accept.remove(pos);
+            }
+        }
+        Some(port)
+    }
+
     /// Processes one IPv4 packet of protocol TCP from the interface.
     pub fn handle_packet(&mut self, now: Instant, delivery: Ipv4Delivery<B>) {
+        self.handle_packet_inner(now, delivery, true);
+    }
+
+    fn handle_packet_inner(&mut self, now: Instant, delivery: Ipv4Delivery<B>, steer: bool) {
         self.stats.segments_in += 1;
         let Ipv4Delivery { repr: ip, buf } = delivery;
         let parsed = TcpPacket::new_checked(buf.as_slice()).and_then(|p| {
@@ -405,6 +484,16 @@ impl<B: PacketBuf> TcpStack<B> {
             remote_addr: ip.src_addr,
             remote_port: seg.src_port,
         };
+        let found = self.flows.get(&tuple).copied();
+        if found.is_none()
+            && steer
+            && !self.listeners.contains_key(&tuple.local_port)
+            && self.steering.as_ref().is_some_and(|rule| rule(&tuple))
+        {
+            self.stats.steered_away += 1;
+            self.steered.push(Ipv4Delivery { repr: ip, buf });
+            return;
+        }
         // The payload travels on as its own handle on the received buffer
         // (a reference, not a copy); `seg` keeps borrowing the original.
         let payload = (!seg.payload.is_empty()).then(|| {
@@ -414,7 +503,7 @@ impl<B: PacketBuf> TcpStack<B> {
             p
         });
 
-        if let Some(&index) = self.flows.get(&tuple) {
+        if let Some(index) = found {
             let reuse = seg.flags.contains(TcpFlags::SYN)
                 && !seg.flags.contains(TcpFlags::ACK)
                 && self
@@ -846,6 +935,7 @@ impl<B: PacketBuf> TcpStack<B> {
             }
         }
         self.flows.remove(&e.conn.tuple());
+        self.stats.retransmits_closed += u64::from(e.conn.stats().retransmits);
         while let Some(b) = e.conn.poll_recycle() {
             self.recycle.push(b);
         }

@@ -77,6 +77,41 @@ pub enum State {
 }
 
 impl State {
+    /// Number of states (for tables indexed by `state as usize`).
+    pub const COUNT: usize = 11;
+
+    /// Every state, in declaration order (`ALL[s as usize] == s`).
+    pub const ALL: [State; State::COUNT] = [
+        State::Closed,
+        State::Listen,
+        State::SynSent,
+        State::SynReceived,
+        State::Established,
+        State::FinWait1,
+        State::FinWait2,
+        State::CloseWait,
+        State::Closing,
+        State::LastAck,
+        State::TimeWait,
+    ];
+
+    /// The state's name as RFC 9293 writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Closed => "CLOSED",
+            State::Listen => "LISTEN",
+            State::SynSent => "SYN-SENT",
+            State::SynReceived => "SYN-RECEIVED",
+            State::Established => "ESTABLISHED",
+            State::FinWait1 => "FIN-WAIT-1",
+            State::FinWait2 => "FIN-WAIT-2",
+            State::CloseWait => "CLOSE-WAIT",
+            State::Closing => "CLOSING",
+            State::LastAck => "LAST-ACK",
+            State::TimeWait => "TIME-WAIT",
+        }
+    }
+
     /// Whether the handshake is over (RFC 9293 §3.3.2 "synchronized").
     pub fn is_synchronized(self) -> bool {
         !matches!(
