@@ -58,6 +58,11 @@ pub struct LinkPortConfig {
     pub ring_size: usize,
     /// Most buffers the port's queues create together.
     pub buffers: usize,
+    /// The table the link really hashes arriving frames with, when it is
+    /// not `reta` (which is what the port reports in its capabilities): a
+    /// NIC whose table changed under the application. For tests of the
+    /// runtime's wrong-queue handling; `None` in normal use.
+    pub actual_reta: Option<Vec<u16>>,
     /// Checksum work left to software. The link cannot corrupt a frame, so
     /// the default is full offload ([`Checksum::None`]), as on a NIC that
     /// verifies and fills in checksums; [`ChecksumCaps::SOFTWARE`] measures
@@ -78,6 +83,7 @@ impl LinkPortConfig {
             reta: rss::round_robin_reta(128, queues),
             ring_size: 1024,
             buffers: 16 * 1024 * usize::from(queues.max(1)),
+            actual_reta: None,
             checksum: ChecksumCaps {
                 ipv4: Checksum::None,
                 tcp: Checksum::None,
@@ -93,8 +99,10 @@ impl LinkPortConfig {
         if self.mtu < 576 || self.mtu + 18 + DEFAULT_HEADROOM > DEFAULT_BUF_SIZE {
             return Err(LinkConfigError::Mtu(self.mtu));
         }
-        if self.reta.is_empty() || self.reta.iter().any(|&q| q >= self.queues) {
-            return Err(LinkConfigError::Reta);
+        for reta in std::iter::once(&self.reta).chain(self.actual_reta.as_ref()) {
+            if reta.is_empty() || reta.iter().any(|&q| q >= self.queues) {
+                return Err(LinkConfigError::Reta);
+            }
         }
         if self.ring_size < 2 {
             return Err(LinkConfigError::RingSize(self.ring_size));
@@ -151,6 +159,8 @@ pub struct LinkStats {
     pub tx_gathered: u64,
     /// Buffers created (the pool grows until steady state).
     pub buffers_created: u64,
+    /// Buffers freed (every spare ring toward the peer was full).
+    pub buffers_freed: u64,
 }
 
 /// One queue of a link port, owned by one worker.
@@ -221,7 +231,12 @@ pub fn link_pair(
 
 fn side(me: &LinkPortConfig, peer: &LinkPortConfig) -> Side {
     let peer_toeplitz = Arc::new(Toeplitz::new(&peer.rss_key));
-    let peer_reta: Arc<[u16]> = peer.reta.clone().into();
+    let peer_reta: Arc<[u16]> = peer
+        .actual_reta
+        .as_ref()
+        .unwrap_or(&peer.reta)
+        .clone()
+        .into();
     let budget = Arc::new(AtomicUsize::new(me.buffers));
     let devices = (0..me.queues)
         .map(|q| LinkDevice {
@@ -382,6 +397,12 @@ impl Device for LinkDevice {
         self.new_buf()
     }
 
+    /// Regions this queue created and has not freed; they travel between
+    /// the two ports, so only the sum over all queues means "in use".
+    fn buffers_in_use(&self) -> Option<usize> {
+        Some((self.stats.buffers_created - self.stats.buffers_freed) as usize)
+    }
+
     fn recycle(&mut self, mut buf: HeapBuf) {
         if buf.is_shared() {
             // Another handle (a payload the application holds) keeps the
@@ -406,6 +427,7 @@ impl Device for LinkDevice {
         }
         // Every spare ring full: let the region go.
         drop(buf);
+        self.stats.buffers_freed += 1;
         self.budget.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -799,6 +799,10 @@ impl Device for MemDevice {
         self.pool.alloc()
     }
 
+    fn buffers_in_use(&self) -> Option<usize> {
+        Some(self.pool.outstanding())
+    }
+
     fn poll_at(&self) -> Option<Instant> {
         let inbox = self.port.inboxes.get(usize::from(self.queue))?;
         lock(inbox).peek().map(|p| p.at)

@@ -104,4 +104,10 @@ pub trait Device {
     fn recycle(&mut self, buf: Self::Buf) {
         drop(buf);
     }
+
+    /// Buffers of this queue's pool that exist right now (free or handed
+    /// out), where the driver counts them; for statistics.
+    fn buffers_in_use(&self) -> Option<usize> {
+        None
+    }
 }

@@ -188,6 +188,10 @@ impl<D: Device, W: Write> Device for PcapDevice<D, W> {
     fn recycle(&mut self, buf: D::Buf) {
         self.inner.recycle(buf);
     }
+
+    fn buffers_in_use(&self) -> Option<usize> {
+        self.inner.buffers_in_use()
+    }
 }
 
 #[cfg(test)]

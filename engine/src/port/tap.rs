@@ -405,6 +405,10 @@ impl Device for TapDevice {
     fn recycle(&mut self, buf: HeapBuf) {
         self.pool.recycle(buf);
     }
+
+    fn buffers_in_use(&self) -> Option<usize> {
+        Some(self.pool.outstanding())
+    }
 }
 
 #[cfg(test)]

@@ -8,9 +8,18 @@
 
 pub mod ring;
 pub mod rss_pick;
+mod runtime;
+pub mod stats;
 mod tcp_host;
+mod worker;
 
+pub use runtime::{random_secret, Runtime, RuntimeError, WorkerResult, WorkerSetup};
+pub use stats::WorkerSnapshot;
 pub use tcp_host::{TcpHost, EVENT_QUEUE_LEN};
+pub use worker::{
+    cross_core_mesh, ConnectError, CrossCore, Forward, IdlePolicy, LoopStats, Worker, WorkerConfig,
+    WorkerCore,
+};
 
 use crate::buf::BufAlloc;
 use crate::net::{Interface, Ipv4Delivery, NetEvent};

@@ -48,9 +48,10 @@ impl<T> Drop for Shared<T> {
         let tail = *self.tail.0.get_mut();
         let mut i = head;
         while i != tail {
+            let slot = self.slots[i & self.mask].get_mut();
             // SAFETY: slots in head..tail hold initialised values that no one
             // else can reach any more (both ends are gone: we have `&mut`).
-            unsafe { (*self.slots[i & self.mask].get()).assume_init_drop() };
+            unsafe { slot.assume_init_drop() };
             i = i.wrapping_add(1);
         }
     }
@@ -189,12 +190,15 @@ impl<T> Consumer<T> {
                 return None;
             }
         }
+        let ptr = self.shared.slots[head & self.shared.mask].get();
         // SAFETY: head != tail (as published by the producer with Release and
-        // read here with Acquire), so the slot holds an initialised value the
-        // producer no longer touches; reading moves it out, and the Release
-        // store of `head` below hands the slot back.
-        let value =
-            unsafe { (*self.shared.slots[head & self.shared.mask].get()).assume_init_read() };
+        // read here with Acquire), so the producer no longer touches this
+        // slot and this consumer is its only user until `head` moves on.
+        let slot = unsafe { &mut *ptr };
+        // SAFETY: the slot holds an initialised value (see above); reading
+        // moves it out, and the Release store of `head` below hands the slot
+        // back, after which it is treated as uninitialised.
+        let value = unsafe { slot.assume_init_read() };
         self.head.set(head.wrapping_add(1));
         self.shared
             .head

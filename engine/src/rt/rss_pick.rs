@@ -90,6 +90,24 @@ impl SourcePorts {
         self.ports.contains(&tuple.local_port) && self.reply_queue(tuple) != self.queue
     }
 
+    /// [`is_foreign`](Self::is_foreign) as a standalone rule, for the
+    /// stack's steering hook.
+    pub fn foreign_rule(&self) -> impl Fn(&FourTuple) -> bool + 'static {
+        let toeplitz = self.toeplitz.clone();
+        let reta = self.reta.clone();
+        let queue = self.queue;
+        let ports = self.ports.clone();
+        move |t: &FourTuple| {
+            let h = toeplitz.hash_ipv4_tcp(
+                t.remote_addr.octets(),
+                t.local_addr.octets(),
+                t.remote_port,
+                t.local_port,
+            );
+            ports.contains(&t.local_port) && queue_for(h, &reta) != queue
+        }
+    }
+
     /// Offers `try_port` local ports for a connection from `local` to
     /// `remote` whose replies come to our queue, until it accepts one (it
     /// returns `true`: the 4-tuple was free); returns that port, or `None`

@@ -1,0 +1,206 @@
+//! Workers on threads: one per queue, each pinned to its own core.
+//!
+//! [`Runtime::start`] takes one device queue per worker and a factory that
+//! builds each worker's interface, TCP stack settings and handler *on the
+//! worker's own thread* (so a handler need not be `Send` to be built, and
+//! everything it allocates sits in memory the worker's core touches
+//! first). Workers run until their handler is done, [`Runtime::stop`] is
+//! called, or the deadline passes; [`Runtime::join`] returns each worker's
+//! handler and final counters.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::stats::WorkerSnapshot;
+use super::worker::{cross_core_mesh, Worker, WorkerConfig};
+use crate::api::Handler;
+use crate::net::{Interface, InterfaceConfig};
+use crate::port::{Device, DeviceCaps};
+use crate::tcp::{TcpConfig, TcpStack};
+use crate::time::Instant;
+
+/// What the factory returns for one worker.
+#[derive(Debug)]
+pub struct WorkerSetup<H> {
+    /// The interface (addresses, gateway, routes) of this worker's queue.
+    pub iface: InterfaceConfig,
+    /// TCP settings.
+    pub tcp: TcpConfig,
+    /// Loop settings.
+    pub worker: WorkerConfig,
+    /// The application.
+    pub handler: H,
+}
+
+/// A worker's outcome.
+#[derive(Debug)]
+pub struct WorkerResult<H> {
+    /// The handler, as the loop left it.
+    pub handler: H,
+    /// The worker's final counters.
+    pub stats: WorkerSnapshot,
+}
+
+/// Why the runtime could not start or a worker failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// No device queues given.
+    NoQueues,
+    /// `cores` names fewer cores than there are queues.
+    TooFewCores {
+        /// Queues to run.
+        queues: usize,
+        /// Cores named.
+        cores: usize,
+    },
+    /// The factory refused a worker's setup.
+    Setup(String),
+    /// The interface configuration was refused.
+    Interface(crate::net::ConfigError),
+    /// A worker thread could not start or panicked.
+    Thread(String),
+}
+
+impl core::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RuntimeError::NoQueues => f.write_str("no device queues to run"),
+            RuntimeError::TooFewCores { queues, cores } => {
+                write!(f, "{queues} queues but only {cores} cores to pin them to")
+            }
+            RuntimeError::Setup(e) => write!(f, "worker setup: {e}"),
+            RuntimeError::Interface(e) => write!(f, "interface: {e}"),
+            RuntimeError::Thread(e) => write!(f, "worker thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+/// 48 random bytes from the kernel for a stack's keyed hashes.
+pub fn random_secret() -> [u8; 48] {
+    let mut s = [0u8; 48];
+    let mut filled = 0;
+    while filled < s.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of `s`,
+        // which is valid for writes for the duration of the call.
+        let n = unsafe { libc::getrandom(s[filled..].as_mut_ptr().cast(), s.len() - filled, 0) };
+        if n <= 0 {
+            // Interrupted (or no entropy API): fall back on the clock so a
+            // secret is never all zero; the keyed hashes stay per-process.
+            let t = Instant::now_monotonic().as_nanos().to_le_bytes();
+            for (i, b) in s.iter_mut().enumerate().skip(filled) {
+                *b ^= t[i % 8].rotate_left(i as u32);
+            }
+            if n < 0 {
+                break;
+            }
+            continue;
+        }
+        filled += n as usize;
+    }
+    s
+}
+
+/// Running workers.
+#[derive(Debug)]
+pub struct Runtime<H> {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Result<WorkerResult<H>, RuntimeError>>>,
+}
+
+impl<H: Send + 'static> Runtime<H> {
+    /// Starts one worker per device queue in `queues` (queue `i` on
+    /// `cores[i]`; no pinning when `cores` is empty), each built by `make`
+    /// on its own thread. Workers stop by themselves at `deadline` if given.
+    pub fn start<D, F>(
+        queues: Vec<D>,
+        cores: &[usize],
+        deadline: Option<Instant>,
+        make: F,
+    ) -> Result<Self, RuntimeError>
+    where
+        D: Device + Send + 'static,
+        H: Handler<D>,
+        F: Fn(usize, &DeviceCaps) -> Result<WorkerSetup<H>, String> + Send + Sync + 'static,
+    {
+        if queues.is_empty() {
+            return Err(RuntimeError::NoQueues);
+        }
+        if !cores.is_empty() && cores.len() < queues.len() {
+            return Err(RuntimeError::TooFewCores {
+                queues: queues.len(),
+                cores: cores.len(),
+            });
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let make = Arc::new(make);
+        let mesh = cross_core_mesh(queues.len(), 4096);
+        let mut threads = Vec::new();
+        for (i, (dev, xcore)) in queues.into_iter().zip(mesh).enumerate() {
+            let core = cores.get(i).copied();
+            let flag = stop.clone();
+            let make = make.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("wirespeed-w{i}"))
+                .spawn(move || {
+                    if let Some(c) = core {
+                        // Best effort: an unpinned worker still runs.
+                        let _ = core_affinity::set_for_current(core_affinity::CoreId { id: c });
+                    }
+                    let caps = dev.caps().clone();
+                    let setup = make(i, &caps).map_err(RuntimeError::Setup)?;
+                    let now = Instant::now_monotonic();
+                    let iface = Interface::new(setup.iface.clone(), now)
+                        .map_err(RuntimeError::Interface)?;
+                    let tcp = TcpStack::new(setup.tcp, caps.checksum, random_secret(), now);
+                    let mut w = Worker::new(iface, dev, tcp, setup.handler, setup.worker, xcore);
+                    w.run(&flag, deadline);
+                    let stats = WorkerSnapshot::of(&w.core);
+                    Ok(WorkerResult {
+                        handler: w.handler,
+                        stats,
+                    })
+                });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(RuntimeError::Thread(e.to_string()));
+                }
+            }
+        }
+        Ok(Runtime { stop, threads })
+    }
+}
+
+impl<H> Runtime<H> {
+    /// Asks every worker to finish its loop.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// A flag that stops the workers when set (for signal handlers and
+    /// other threads).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Whether every worker has finished.
+    pub fn is_finished(&self) -> bool {
+        self.threads.iter().all(JoinHandle::is_finished)
+    }
+
+    /// Waits for every worker; their results in queue order.
+    pub fn join(self) -> Vec<Result<WorkerResult<H>, RuntimeError>> {
+        self.threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(RuntimeError::Thread("panicked".into())))
+            })
+            .collect()
+    }
+}
