@@ -81,7 +81,9 @@ pub struct TcpConfig {
     /// Linux's `TCP_TIMEWAIT_LEN` (RFC 9293 §3.4.2 suggests MSL = 2 min).
     pub msl: Duration,
     /// Accept a new SYN on a TIME-WAIT connection when its timestamp or
-    /// sequence number is newer (RFC 6191, RFC 9293 §3.10.7.4 note). Off.
+    /// sequence number is newer (RFC 6191, RFC 9293 §3.10.7.4 note), and let
+    /// an active open take a 4-tuple whose old connection is in TIME-WAIT
+    /// (Linux `tcp_tw_reuse`). Off; load generators turn it on.
     pub time_wait_reuse: bool,
     /// Keep-alive probing; `None` (off, as Linux without `SO_KEEPALIVE`).
     pub keepalive: Option<Keepalive>,

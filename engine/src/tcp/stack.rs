@@ -323,7 +323,7 @@ impl<B: PacketBuf> TcpStack<B> {
         };
         match local_port {
             Some(_) => {
-                if self.flows.contains_key(&tuple) {
+                if !self.tuple_free(&tuple) {
                     return Err(StackError::TupleInUse);
                 }
             }
@@ -338,7 +338,7 @@ impl<B: PacketBuf> TcpStack<B> {
                         port + 1
                     };
                     tuple.local_port = port;
-                    if !self.flows.contains_key(&tuple) {
+                    if self.tuple_free(&tuple) {
                         found = true;
                         break;
                     }
@@ -355,6 +355,30 @@ impl<B: PacketBuf> TcpStack<B> {
         self.stats.active_opens += 1;
         self.touch(id.index, now);
         Ok(id)
+    }
+
+    /// Whether an active open may take `tuple`: no connection holds it, or
+    /// (with `time_wait_reuse`) only one in TIME-WAIT, which gives way.
+    /// The new SYN's sequence number comes from the RFC 6528 clock and its
+    /// timestamp from the same per-address-pair clock as the old
+    /// connection's, so both are newer than anything the old incarnation
+    /// sent: a peer still in TIME-WAIT accepts it (RFC 6191), and old
+    /// duplicates fail PAWS (RFC 7323 §5). Linux calls this `tcp_tw_reuse`.
+    fn tuple_free(&mut self, tuple: &FourTuple) -> bool {
+        let Some(&index) = self.flows.get(tuple) else {
+            return true;
+        };
+        let reusable = self.config.time_wait_reuse
+            && self
+                .slots
+                .get(index as usize)
+                .and_then(|s| s.entry.as_ref())
+                .is_some_and(|e| e.conn.state() == State::TimeWait);
+        if reusable {
+            self.stats.time_wait_reused += 1;
+            self.remove(index);
+        }
+        reusable
     }
 
     /// The connection on `tuple`, if any (any state but CLOSED).

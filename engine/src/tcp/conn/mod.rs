@@ -603,8 +603,9 @@ impl<B: PacketBuf> Connection<B> {
         None
     }
 
-    /// Send buffer space left, in bytes.
-    fn send_space(&self) -> usize {
+    /// Send buffer space left, in bytes: what [`send`](Self::send) and
+    /// [`send_slice`](Self::send_slice) take now.
+    pub fn send_space(&self) -> usize {
         (self.cfg.snd_buf as usize).saturating_sub(self.sendq.len() as usize)
     }
 
