@@ -1,2 +1,8 @@
-//! Benchmarks for the wirespeed engine: criterion micro-benchmarks live in
-//! `benches/`; whole-system comparisons arrive with the load generator.
+//! The `wirespeed` load generator and server emulator around the engine.
+//! Criterion micro-benchmarks live in `benches/`.
+
+#![forbid(unsafe_code)]
+
+pub mod args;
+pub mod cli;
+pub mod units;
