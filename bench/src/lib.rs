@@ -5,4 +5,6 @@
 
 pub mod args;
 pub mod cli;
+pub mod report;
+pub mod stats;
 pub mod units;
