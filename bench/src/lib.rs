@@ -5,6 +5,10 @@
 
 pub mod args;
 pub mod cli;
+pub mod collect;
+pub mod hlog;
+pub mod merge;
+pub mod plot;
 pub mod report;
 pub mod stats;
 pub mod units;
