@@ -1,5 +1,15 @@
-//! The `wirespeed` load generator and server emulator around the engine.
-//! Criterion micro-benchmarks live in `benches/`.
+//! The `wirespeed` load generator and server emulator around the engine:
+//! command line, statistics, reports and interval logs. Criterion
+//! micro-benchmarks live in `benches/`.
+//!
+//! - [`cli`] parses the command line into the typed [`args`] the runtime
+//!   consumes ([`units`] holds the value parsers);
+//! - [`stats`] is what each worker core counts, and its exact merge;
+//! - [`collect`] is the main thread's side of a run: live line, interval
+//!   log, totals, summary;
+//! - [`report`], [`hlog`] and [`plot`] are the outputs; [`merge`] is
+//!   `wirespeed report merge`;
+//! - [`run`] starts the runtime.
 
 #![forbid(unsafe_code)]
 
@@ -10,5 +20,6 @@ pub mod hlog;
 pub mod merge;
 pub mod plot;
 pub mod report;
+pub mod run;
 pub mod stats;
 pub mod units;
