@@ -53,6 +53,10 @@ where
     }
 }
 
+// Number and unit flags take values that start with '-' ("-1", "-5s"), so
+// that their own parser names the flag and the accepted form instead of clap
+// reading the value as an unknown option.
+
 /// A usage error found after clap's own parsing, formatted like clap's
 /// (with the subcommand's usage line).
 fn usage_error(subcommand: &str, message: String) -> clap::Error {
@@ -111,7 +115,7 @@ struct NetCli {
     #[arg(long, value_name = "ADDR", value_parser = units::ipv4)]
     gateway: Option<Ipv4Addr>,
     /// Worker cores, one queue each [default: all online cores]
-    #[arg(long, value_name = "N", value_parser = parse_cores)]
+    #[arg(long, value_name = "N", value_parser = parse_cores, allow_hyphen_values = true)]
     cores: Option<usize>,
 }
 
@@ -123,13 +127,13 @@ struct ServeCli {
     #[command(flatten)]
     net: NetCli,
     /// TCP port to listen on [default: http 80, echo 7, discard 9]
-    #[arg(long, value_name = "PORT", value_parser = units::tcp_port)]
+    #[arg(long, value_name = "PORT", value_parser = units::tcp_port, allow_hyphen_values = true)]
     listen: Option<u16>,
     /// HTTP response body size (http only) [default: 64]
-    #[arg(long, value_name = "BYTES", value_parser = parse_body_size)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_body_size, allow_hyphen_values = true)]
     body_size: Option<usize>,
     /// Stop after this long [default: run until interrupted]
-    #[arg(long, value_name = "D", value_parser = units::duration)]
+    #[arg(long, value_name = "D", value_parser = units::duration, allow_hyphen_values = true)]
     duration: Option<Duration>,
 }
 
@@ -148,24 +152,24 @@ struct LoadCli {
     #[arg(long, value_name = "/P", value_parser = parse_path)]
     path: Option<String>,
     /// Concurrent connections [default: 100, bulk 1]
-    #[arg(long, value_name = "N", value_parser = parse_connections)]
+    #[arg(long, value_name = "N", value_parser = parse_connections, allow_hyphen_values = true)]
     connections: Option<usize>,
     /// How long to generate load [default: 10s]
-    #[arg(long, value_name = "D", value_parser = units::duration)]
+    #[arg(long, value_name = "D", value_parser = units::duration, allow_hyphen_values = true)]
     duration: Option<Duration>,
     /// Open loop: requests (connect: connections) per second over all cores;
     /// latency counts from the intended send time [default: closed loop]
-    #[arg(long, value_name = "R", value_parser = units::rate)]
+    #[arg(long, value_name = "R", value_parser = units::rate, allow_hyphen_values = true)]
     rate: Option<f64>,
     /// A new connection for every request, closed after the response (http,
     /// echo)
     #[arg(long)]
     new_conn_per_request: bool,
     /// Bytes per message (echo) or per write (bulk) [default: 64, bulk 64k]
-    #[arg(long, value_name = "BYTES", value_parser = parse_message_size)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_message_size, allow_hyphen_values = true)]
     size: Option<usize>,
     /// Requests in flight per connection (http, echo) [default: 1]
-    #[arg(long, value_name = "N", value_parser = parse_pipeline)]
+    #[arg(long, value_name = "N", value_parser = parse_pipeline, allow_hyphen_values = true)]
     pipeline: Option<usize>,
     /// Source addresses, both ends included, for more than 64 K connections
     /// per target [default: the --ip address]
@@ -187,7 +191,7 @@ struct LoadCli {
     /// Errors that fail the run (exit 1): a count N (more than N fails), a
     /// percentage P% or a fraction 0.F of requests plus connection attempts
     /// [default: 0]
-    #[arg(long, value_name = "N|P%", value_parser = units::error_threshold)]
+    #[arg(long, value_name = "N|P%", value_parser = units::error_threshold, allow_hyphen_values = true)]
     error_threshold: Option<ErrorThreshold>,
 }
 
