@@ -1,2 +1,30 @@
-//! Benchmarks for the wirespeed engine: criterion micro-benchmarks live in
-//! `benches/`; whole-system comparisons arrive with the load generator.
+//! The `wirespeed` load generator and server emulator around the engine:
+//! command line, statistics, reports and interval logs. Criterion
+//! micro-benchmarks live in `benches/`.
+//!
+//! - [`cli`] parses the command line into the typed [`args`] the runtime
+//!   consumes ([`units`] holds the value parsers);
+//! - [`stats`] is what each worker core counts, and its exact merge;
+//! - [`collect`] is the main thread's side of a run: live line, interval
+//!   log, totals, summary;
+//! - [`report`], [`hlog`] and [`plot`] are the outputs; [`merge`] is
+//!   `wirespeed report merge`;
+//! - [`load`] and [`serve`] are the load generator's and the server
+//!   emulator's handlers on each worker core, [`http`] their HTTP/1.1;
+//! - [`run`] starts the runtime.
+
+#![forbid(unsafe_code)]
+
+pub mod args;
+pub mod cli;
+pub mod collect;
+pub mod hlog;
+pub mod http;
+pub mod load;
+pub mod merge;
+pub mod plot;
+pub mod report;
+pub mod run;
+pub mod serve;
+pub mod stats;
+pub mod units;

@@ -40,7 +40,7 @@ use crate::stats::{CoreStats, ErrorKind, Interval};
 pub const LATE_AFTER: Duration = Duration::from_millis(1);
 
 /// A hasher for connection handles (two small integers): one multiply.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct IdHasher(u64);
 
 impl Hasher for IdHasher {
@@ -147,6 +147,15 @@ pub struct LoadClient<D: Device> {
     aborted: bool,
     /// Connect calls refused locally (no source port, table full).
     pub local_connect_errors: u64,
+}
+
+impl<D: Device> core::fmt::Debug for LoadClient<D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LoadClient")
+            .field("plan", &self.plan)
+            .field("connections", &self.conns.len())
+            .finish()
+    }
 }
 
 impl<D: Device> LoadClient<D> {

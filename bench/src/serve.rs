@@ -26,9 +26,6 @@ use crate::args::ServeMode;
 use crate::http::{response_head, RequestParser};
 use crate::stats::{CoreStats, Interval};
 
-/// Token of the once-a-second statistics timer.
-const TICK: u64 = 1;
-
 /// One worker's server.
 pub struct Server<D: Device> {
     mode: ServeMode,
@@ -50,6 +47,16 @@ pub struct Server<D: Device> {
     next_tick: Instant,
     end: Option<Instant>,
     done: bool,
+}
+
+impl<D: Device> core::fmt::Debug for Server<D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Server")
+            .field("mode", &self.mode)
+            .field("port", &self.port)
+            .field("connections", &self.conns.len())
+            .finish()
+    }
 }
 
 impl<D: Device> Server<D> {
