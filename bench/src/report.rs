@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::args::LoadArgs;
+use crate::args::{LoadArgs, ServeArgs};
 use crate::stats::{Counters, ErrorKind, Interval, StatusClass, Totals};
 use crate::units::ErrorThreshold;
 
@@ -276,6 +276,16 @@ pub struct RunInfo {
 }
 
 impl RunInfo {
+    /// The description of a server run.
+    pub fn of_serve(args: &ServeArgs) -> Self {
+        RunInfo {
+            mode: format!("serve {}", args.mode.name()),
+            connections: None,
+            cores: args.cores,
+            http: args.mode == crate::args::ServeMode::Http,
+        }
+    }
+
     /// The description of a load run.
     pub fn of_load(args: &LoadArgs) -> Self {
         RunInfo {
@@ -435,8 +445,9 @@ impl Report {
         )?;
         writeln!(
             w,
-            "  throughput   {:>11.3} Gbit/s            rx {} ({}), tx {} ({})",
+            "  throughput   {:>14.3}  {:>12}   rx {} ({}), tx {} ({})",
             self.gbps,
+            "Gbit/s",
             format_bytes(self.bytes_rx),
             self.bytes_rx,
             format_bytes(self.bytes_tx),
@@ -674,6 +685,30 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle:?} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn run_info_of_commands() {
+        use crate::cli::{parse_from, Invocation};
+        let Ok(Invocation::Serve(s)) = parse_from(["wirespeed", "serve", "echo", "--cores", "3"])
+        else {
+            panic!("serve echo does not parse")
+        };
+        let info = RunInfo::of_serve(&s);
+        assert_eq!(
+            (info.mode.as_str(), info.connections, info.cores, info.http),
+            ("serve echo", None, 3, false)
+        );
+        let Ok(Invocation::Load(l)) =
+            parse_from(["wirespeed", "load", "http", "--connections", "7"])
+        else {
+            panic!("load http does not parse")
+        };
+        let info = RunInfo::of_load(&l);
+        assert_eq!(
+            (info.mode.as_str(), info.connections, info.http),
+            ("load http", Some(7), true)
+        );
     }
 
     #[test]

@@ -363,7 +363,7 @@ pub fn error_threshold(text: &str) -> Result<ErrorThreshold, ValueError> {
 pub enum PortSpec {
     /// The in-memory wire: client and server in one process, no privileges.
     Mem,
-    /// A Linux TAP device, created if it does not exist (needs root).
+    /// A Linux TAP device, created by the run (needs root).
     Tap {
         /// Interface name (1 to 15 bytes).
         name: String,
@@ -392,7 +392,8 @@ impl fmt::Display for PortSpec {
 }
 
 /// Linux interface names: at most IFNAMSIZ - 1 bytes, no '/', ':' or
-/// whitespace (see `dev_valid_name` in the kernel).
+/// whitespace (see `dev_valid_name` in the kernel), and no '%' (a name
+/// template for the kernel, which the engine's TAP port refuses).
 fn valid_ifname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 15
@@ -400,14 +401,14 @@ fn valid_ifname(name: &str) -> bool {
         && name != ".."
         && !name
             .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+            .any(|c| c == '/' || c == ':' || c == '%' || c.is_whitespace() || c.is_control())
 }
 
 /// Parses `mem`, `tap:NAME`, `af_xdp:IFACE` or `dpdk:ARGS`.
 pub fn port_spec(text: &str) -> Result<PortSpec, ValueError> {
     let form = "is not a port (mem, tap:NAME, af_xdp:IFACE or dpdk:ARGS)";
     let ifname_form =
-        "has an interface name that Linux refuses (1 to 15 characters, no '/', ':' or spaces)";
+        "has an interface name that Linux refuses (1 to 15 characters, no '/', ':', '%' or spaces)";
     let trimmed = text.trim();
     if trimmed == "mem" {
         return Ok(PortSpec::Mem);
@@ -606,6 +607,7 @@ mod tests {
             "tap",
             "tap:",
             "tap:a/b",
+            "tap:ws%d",
             "tap:waytoolonginterface",
             "xdp:eth1",
             "dpdk:",
