@@ -231,9 +231,7 @@ impl ResponseParser {
                     // RFC 9112 §7.1: chunk-size [; extensions]
                     let size = line.split(|&b| b == b';').next().unwrap_or(&[]);
                     let size = trim(size);
-                    if size.is_empty()
-                        || size.len() > 15
-                        || !size.iter().all(u8::is_ascii_hexdigit)
+                    if size.is_empty() || size.len() > 15 || !size.iter().all(u8::is_ascii_hexdigit)
                     {
                         return Err(HttpError::BadLength);
                     }
@@ -285,13 +283,13 @@ impl ResponseParser {
         let mut parts = line.splitn(3, |&b| b == b' ');
         let version = parts.next().unwrap_or(&[]);
         let code = parts.next().unwrap_or(&[]);
-        if !version.starts_with(b"HTTP/1.") || code.len() != 3 || !code.iter().all(u8::is_ascii_digit)
+        if !version.starts_with(b"HTTP/1.")
+            || code.len() != 3
+            || !code.iter().all(u8::is_ascii_digit)
         {
             return Err(HttpError::BadStartLine);
         }
-        self.status = code
-            .iter()
-            .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+        self.status = code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
         let f = framing(&head[first + 1..])?;
         self.close = f.close;
         self.body_len = 0;
@@ -421,7 +419,9 @@ pub fn response_head(status: u16, len: usize, close: bool) -> String {
         _ => "Status",
     };
     let conn = if close { "Connection: close\r\n" } else { "" };
-    format!("HTTP/1.1 {status} {reason}\r\nServer: wirespeed\r\nContent-Length: {len}\r\n{conn}\r\n")
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nServer: wirespeed\r\nContent-Length: {len}\r\n{conn}\r\n"
+    )
 }
 
 /// A GET request for `path` on `host`.
@@ -495,7 +495,11 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
         ] {
-            assert!(responses(&[bad]).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                responses(&[bad]).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let long = vec![b'a'; MAX_HEAD + 10];
         assert_eq!(responses(&[&long]), Err(HttpError::HeadTooLong));
@@ -527,6 +531,13 @@ mod tests {
         let mut bytes = response_head(200, 3, false).into_bytes();
         bytes.extend(b"abc");
         let got = responses(&[&bytes]).unwrap();
-        assert_eq!(got, vec![Response { status: 200, body_len: 3, close: false }]);
+        assert_eq!(
+            got,
+            vec![Response {
+                status: 200,
+                body_len: 3,
+                close: false
+            }]
+        );
     }
 }

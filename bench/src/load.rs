@@ -94,7 +94,6 @@ struct Conn {
     /// Per-request connections: the operation's intended start.
     op_start: Instant,
     connected: bool,
-    closing: bool,
     /// Echo: messages sent and checked so far, and progress in the current
     /// reply.
     sent: u64,
@@ -109,7 +108,6 @@ impl Conn {
             inflight: VecDeque::new(),
             op_start,
             connected: false,
-            closing: false,
             sent: 0,
             checked: 0,
             rx_off: 0,
@@ -122,7 +120,9 @@ impl Conn {
 /// of order or from the wrong message fails the check.
 #[inline]
 fn pattern(k: u64, i: usize) -> u8 {
-    (k.wrapping_mul(31) as u8).wrapping_add((i as u8).wrapping_mul(7)).wrapping_add(1)
+    (k.wrapping_mul(31) as u8)
+        .wrapping_add((i as u8).wrapping_mul(7))
+        .wrapping_add(1)
 }
 
 /// One worker's load generator.
@@ -269,13 +269,16 @@ impl<D: Device> LoadClient<D> {
             self.stats.record_error(ErrorKind::BadResponse);
             return;
         };
-        let from = if self.plan.per_request_conn { c.op_start } else { at };
+        let from = if self.plan.per_request_conn {
+            c.op_start
+        } else {
+            at
+        };
         self.stats
             .record_latency(now.saturating_since(from).as_nanos() as u64);
         self.stats.counters.responses += 1;
         if self.plan.per_request_conn || close {
-            c.closing = true;
-            cx.close(id);
+            self.retire(cx, id, false);
             return;
         }
         self.next_request(cx, id);
@@ -291,10 +294,7 @@ impl<D: Device> LoadClient<D> {
         let inflight = c.inflight.len();
         if now >= self.plan.end {
             if inflight == 0 {
-                if let Some(c) = self.conns.get_mut(&id) {
-                    c.closing = true;
-                }
-                cx.close(id);
+                self.retire(cx, id, false);
             }
             return;
         }
@@ -319,12 +319,10 @@ impl<D: Device> LoadClient<D> {
 
     fn fill_bulk(&mut self, cx: &mut Context<'_, D>, id: ConnId) {
         if cx.now() >= self.plan.end {
-            if let Some(c) = self.conns.get_mut(&id) {
-                if !c.closing {
-                    c.closing = true;
-                    cx.close(id);
-                }
-            }
+            // Bytes still queued were never delivered: not throughput.
+            let unsent = cx.conn(id).map_or(0, |c| c.send_queued()) as u64;
+            self.stats.counters.bytes_tx = self.stats.counters.bytes_tx.saturating_sub(unsent);
+            self.retire(cx, id, false);
             return;
         }
         if self.bulk.is_none() {
@@ -383,8 +381,7 @@ impl<D: Device> LoadClient<D> {
             }
             if bad {
                 self.stats.record_error(ErrorKind::ChecksumMismatch);
-                c.closing = true;
-                cx.abort(id);
+                self.retire(cx, id, true);
                 return;
             }
         }
@@ -408,10 +405,7 @@ impl<D: Device> LoadClient<D> {
         }
         if r.is_err() {
             self.stats.record_error(ErrorKind::BadResponse);
-            if let Some(c) = self.conns.get_mut(&id) {
-                c.closing = true;
-            }
-            cx.abort(id);
+            self.retire(cx, id, true);
         }
     }
 
@@ -423,6 +417,33 @@ impl<D: Device> LoadClient<D> {
             if let Some(tx) = &self.intervals {
                 let _ = tx.send(iv);
             }
+        }
+    }
+
+    /// Ends our use of `id` (FIN, or RST with `abort`), forgets it and, in
+    /// closed loop, opens a replacement to keep the concurrency.
+    fn retire(&mut self, cx: &mut Context<'_, D>, id: ConnId, abort: bool) {
+        let Some(c) = self.conns.remove(&id) else {
+            return;
+        };
+        if abort {
+            cx.abort(id);
+        } else {
+            cx.close(id);
+        }
+        if c.connected {
+            self.stats.connection_closed();
+        }
+        self.replace(cx);
+    }
+
+    /// Closed loop: a connection (attempt) ended before the run did; open
+    /// the next one.
+    fn replace(&mut self, cx: &mut Context<'_, D>) {
+        if !self.open_loop() && cx.now() < self.plan.end && self.conns.len() < self.plan.connections
+        {
+            let now = cx.now();
+            self.open(cx, now);
         }
     }
 
@@ -459,7 +480,9 @@ impl<D: Device> LoadClient<D> {
         if self.plan.per_request_conn || !self.uses_requests() {
             // Each backlog entry is a new connection, within the cap.
             while self.conns.len() < self.plan.connections {
-                let Some(at) = self.backlog.pop_front() else { break };
+                let Some(at) = self.backlog.pop_front() else {
+                    break;
+                };
                 if now.saturating_since(at) > LATE_AFTER {
                     self.stats.counters.late_sends += 1;
                 }
@@ -500,10 +523,7 @@ impl<D: Device> Handler<D> for LoadClient<D> {
                     .record_latency(now.saturating_since(op_start).as_nanos() as u64);
                 self.stats.counters.responses += 1;
                 self.stats.counters.requests += 1;
-                if let Some(c) = self.conns.get_mut(&id) {
-                    c.closing = true;
-                }
-                cx.close(id);
+                self.retire(cx, id, false);
             }
             _ if self.plan.per_request_conn => {
                 self.send_request(cx, id, op_start);
@@ -534,17 +554,18 @@ impl<D: Device> Handler<D> for LoadClient<D> {
     }
 
     fn on_peer_fin(&mut self, cx: &mut Context<'_, D>, id: ConnId) {
-        if let Some(c) = self.conns.get_mut(&id) {
-            if !c.inflight.is_empty() && !c.closing {
-                self.stats.record_error(ErrorKind::ClosedEarly);
-                c.inflight.clear();
-            }
-            c.closing = true;
+        let Some(c) = self.conns.get(&id) else {
+            return;
+        };
+        for _ in 0..c.inflight.len() {
+            self.stats.record_error(ErrorKind::ClosedEarly);
         }
-        cx.close(id);
+        self.retire(cx, id, false);
     }
 
     fn on_closed(&mut self, cx: &mut Context<'_, D>, id: ConnId, reason: CloseReason) {
+        // Connections we retired are gone from the map: their teardown
+        // is the stack's business. Anything still here closed on us.
         let Some(c) = self.conns.remove(&id) else {
             return;
         };
@@ -552,24 +573,16 @@ impl<D: Device> Handler<D> for LoadClient<D> {
             self.stats.connection_closed();
         }
         match (c.connected, reason) {
-            (_, CloseReason::Normal) => {}
             (false, CloseReason::Refused) => self.stats.record_error(ErrorKind::ConnectRefused),
             (false, CloseReason::TimedOut) => self.stats.record_error(ErrorKind::ConnectTimeout),
-            (false, _) if !self.aborted => self.stats.record_error(ErrorKind::Reset),
-            (true, CloseReason::Reset) if !c.closing || !c.inflight.is_empty() => {
-                self.stats.record_error(ErrorKind::Reset);
+            (_, CloseReason::TimedOut) => self.stats.record_error(ErrorKind::Timeout),
+            (_, CloseReason::Normal) if !c.inflight.is_empty() => {
+                self.stats.record_error(ErrorKind::ClosedEarly);
             }
-            (true, CloseReason::TimedOut) => self.stats.record_error(ErrorKind::Timeout),
-            _ => {}
+            (_, CloseReason::Normal) => {}
+            _ => self.stats.record_error(ErrorKind::Reset),
         }
-        let now = cx.now();
-        if now >= self.plan.end {
-            return;
-        }
-        // Keep the concurrency up: replace the connection (closed loop).
-        if !self.open_loop() && (self.plan.per_request_conn || !c.closing || c.connected) {
-            self.open(cx, now);
-        }
+        self.replace(cx);
     }
 
     fn on_poll(&mut self, cx: &mut Context<'_, D>) {
@@ -584,11 +597,8 @@ impl<D: Device> Handler<D> for LoadClient<D> {
         if now >= self.plan.end && !self.idle.is_empty() {
             // Idle persistent connections close at the end.
             while let Some(id) = self.idle.pop_front() {
-                if let Some(c) = self.conns.get_mut(&id) {
-                    if c.inflight.is_empty() && !c.closing {
-                        c.closing = true;
-                        cx.close(id);
-                    }
+                if self.conns.get(&id).is_some_and(|c| c.inflight.is_empty()) {
+                    self.retire(cx, id, false);
                 }
             }
         }
@@ -601,7 +611,7 @@ impl<D: Device> Handler<D> for LoadClient<D> {
                         self.stats.record_error(ErrorKind::Timeout);
                     }
                 }
-                cx.abort(id);
+                self.retire(cx, id, true);
             }
             for _ in 0..self.backlog.len() {
                 self.stats.record_error(ErrorKind::Timeout);

@@ -33,6 +33,10 @@ use crate::report::Live;
 use crate::serve::Server;
 use crate::stats::Interval;
 
+/// Frames that may wait for one neighbour's ARP reply: a load generator
+/// opens all its connections at once.
+const ARP_QUEUE: usize = 65536;
+
 /// How long outstanding operations may finish after the load stops.
 const GRACE: Duration = Duration::from_secs(2);
 
@@ -91,7 +95,10 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let queues: Vec<TapDevice> = match &args.port {
         PortSpec::Tap { name } => {
             if args.cores > 1 {
-                bail!("--cores {}: a tap port has one queue (accepted: 1 with tap)", args.cores);
+                bail!(
+                    "--cores {}: a tap port has one queue (accepted: 1 with tap)",
+                    args.cores
+                );
             }
             vec![TapDevice::open(name, SERVER_MAC, 1500)
                 .with_context(|| format!("--port tap:{name}: opening the TAP device"))?]
@@ -103,7 +110,9 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         other => bail!("--port {other}: not supported in this build (accepted: tap:NAME)"),
     };
     let start = Instant::now_monotonic();
-    let end = args.duration.map(|d| start + Duration::from_nanos(d.as_nanos() as u64));
+    let end = args
+        .duration
+        .map(|d| start + Duration::from_nanos(d.as_nanos() as u64));
     let (tx, rx) = mpsc::channel::<Interval>();
     let ip = engine_cidr(args.ip)?;
     let gateway = args.gateway;
@@ -199,7 +208,10 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         }
         PortSpec::Tap { name } => {
             if args.cores > 1 {
-                bail!("--cores {}: a tap port has one queue (accepted: 1 with tap)", args.cores);
+                bail!(
+                    "--cores {}: a tap port has one queue (accepted: 1 with tap)",
+                    args.cores
+                );
             }
             let dev = TapDevice::open(name, CLIENT_MAC, 1500)
                 .with_context(|| format!("--port tap:{name}: opening the TAP device"))?;
@@ -250,16 +262,22 @@ fn start_builtin_server(
     let port = args.target.port();
     let workers = queues.len();
     let start = Instant::now_monotonic();
-    let rt = Runtime::start(queues, &pins(first_core + 1, workers), None, move |_, caps| {
-        let mut iface = InterfaceConfig::new(caps.mac, server_ip);
-        iface.routes = extra.clone();
-        Ok(WorkerSetup {
-            iface,
-            tcp: server_tcp(),
-            worker: WorkerConfig::default(),
-            handler: Server::new(mode, port, 64, None, start, None),
-        })
-    })?;
+    let rt = Runtime::start(
+        queues,
+        &pins(first_core + 1, workers),
+        None,
+        move |_, caps| {
+            let mut iface = InterfaceConfig::new(caps.mac, server_ip);
+            iface.routes = extra.clone();
+            iface.arp.queue_len = ARP_QUEUE;
+            Ok(WorkerSetup {
+                iface,
+                tcp: server_tcp(),
+                worker: WorkerConfig::default(),
+                handler: Server::new(mode, port, 64, None, start, None),
+            })
+        },
+    )?;
     Ok(rt)
 }
 
@@ -268,7 +286,11 @@ fn covering(start: Ipv4Addr, end: Ipv4Addr) -> Vec<EngineCidr> {
     let (mut lo, hi) = (u64::from(u32::from(start)), u64::from(u32::from(end)));
     let mut out = Vec::new();
     while lo <= hi {
-        let mut size = if lo == 0 { 1u64 << 32 } else { lo & lo.wrapping_neg() };
+        let mut size = if lo == 0 {
+            1u64 << 32
+        } else {
+            lo & lo.wrapping_neg()
+        };
         while lo + size - 1 > hi {
             size >>= 1;
         }
@@ -317,6 +339,8 @@ where
         move |i, caps| {
             let mut iface = InterfaceConfig::new(caps.mac, client_net);
             iface.gateway = gateway;
+            // Every connection's SYN may wait for the first ARP reply.
+            iface.arp.queue_len = ARP_QUEUE;
             for &a in &sources {
                 if a != client_net.addr {
                     iface

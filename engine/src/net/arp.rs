@@ -259,7 +259,7 @@ impl<B> ArpCache<B> {
     }
 
     fn incomplete(&self, now: Instant, frame: B) -> Entry<B> {
-        let mut queue = VecDeque::with_capacity(self.config.queue_len);
+        let mut queue = VecDeque::with_capacity(self.config.queue_len.min(4));
         queue.push_back(frame);
         Entry::Incomplete {
             queue,
