@@ -825,6 +825,21 @@ impl<B: PacketBuf> Interface<B> {
         now: Instant,
         dst: Ipv4Addr,
         protocol: IpProtocol,
+        payload: B,
+        alloc: &mut impl BufAlloc<Buf = B>,
+    ) -> Result<(), SendError> {
+        self.send_ipv4_from(now, None, dst, protocol, payload, alloc)
+    }
+
+    /// [`send_ipv4`](Self::send_ipv4) with the source address given (a
+    /// transport connection bound to one of several local addresses); it
+    /// must be one of ours, else the route's source address is used.
+    pub fn send_ipv4_from(
+        &mut self,
+        now: Instant,
+        src: Option<Ipv4Addr>,
+        dst: Ipv4Addr,
+        protocol: IpProtocol,
         mut payload: B,
         alloc: &mut impl BufAlloc<Buf = B>,
     ) -> Result<(), SendError> {
@@ -849,7 +864,12 @@ impl<B: PacketBuf> Interface<B> {
             self.discard(payload);
             return Err(SendError::NoHeadroom);
         }
-        let src = self.source_for(hop.neighbour().unwrap_or(dst));
+        let src = match src {
+            // The first address is the common case: no scan.
+            Some(a) if self.config.addrs.first().is_some_and(|c| c.addr == a) => a,
+            Some(a) if self.has_addr(a) => a,
+            _ => self.source_for(hop.neighbour().unwrap_or(dst)),
+        };
         let repr = Ipv4Repr {
             src_addr: src,
             dst_addr: dst,

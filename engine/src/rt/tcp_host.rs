@@ -77,17 +77,18 @@ impl<D: Device> TcpHost<D> {
     /// Sends what the TCP layer has queued (after application calls) and
     /// collects events and released buffers.
     pub fn flush(&mut self, now: Instant) {
-        while let Some((dst, seg)) = self
+        while let Some((src, dst, seg)) = self
             .tcp
-            .poll_transmit(now, &mut DeviceAlloc(&mut self.lp.dev))
+            .poll_transmit_from(now, &mut DeviceAlloc(&mut self.lp.dev))
         {
             // A failed send (no route, ARP queue full) is a lost segment to
             // TCP, which retransmits; the interface has counted why.
             if self
                 .lp
                 .iface
-                .send_ipv4(
+                .send_ipv4_from(
                     now,
+                    Some(src),
                     dst,
                     IpProtocol::Tcp,
                     seg,

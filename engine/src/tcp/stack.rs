@@ -775,11 +775,23 @@ impl<B: PacketBuf> TcpStack<B> {
         now: Instant,
         alloc: &mut impl BufAlloc<Buf = B>,
     ) -> Option<(Ipv4Addr, B)> {
+        self.poll_transmit_from(now, alloc)
+            .map(|(_, dst, buf)| (dst, buf))
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) with the segment's source
+    /// address too, for hosts with several addresses: `(source,
+    /// destination, segment)`.
+    pub fn poll_transmit_from(
+        &mut self,
+        now: Instant,
+        alloc: &mut impl BufAlloc<Buf = B>,
+    ) -> Option<(Ipv4Addr, Ipv4Addr, B)> {
         while let Some((tuple, repr)) = self.replies.pop_front() {
             match build_segment(alloc, &tuple, &repr, &self.caps) {
                 Some(buf) => {
                     self.stats.segments_out += 1;
-                    return Some((tuple.remote_addr, buf));
+                    return Some((tuple.local_addr, tuple.remote_addr, buf));
                 }
                 None => self.stats.no_buffer += 1,
             }
@@ -795,7 +807,8 @@ impl<B: PacketBuf> TcpStack<B> {
             };
             if let Some(seg) = e.conn.poll_transmit(now, alloc) {
                 self.stats.segments_out += 1;
-                return Some((e.conn.tuple().remote_addr, seg));
+                let t = e.conn.tuple();
+                return Some((t.local_addr, t.remote_addr, seg));
             }
             e.dirty = false;
             self.dirty.pop_front();
