@@ -396,6 +396,12 @@ impl<B: PacketBuf> Interface<B> {
         self.events.push_back(event);
     }
 
+    /// Whether the transmit queue is full (a send now would be dropped):
+    /// drain it to the device first.
+    pub fn tx_queue_full(&self) -> bool {
+        self.tx.len() >= self.config.tx_queue_len
+    }
+
     fn push_tx(&mut self, frame: B) -> Result<(), SendError> {
         if self.tx.len() >= self.config.tx_queue_len {
             self.stats.drop_tx_queue_full += 1;

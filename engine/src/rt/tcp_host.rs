@@ -77,10 +77,22 @@ impl<D: Device> TcpHost<D> {
     /// Sends what the TCP layer has queued (after application calls) and
     /// collects events and released buffers.
     pub fn flush(&mut self, now: Instant) {
-        while let Some((src, dst, seg)) = self
-            .tcp
-            .poll_transmit_from(now, &mut DeviceAlloc(&mut self.lp.dev))
-        {
+        loop {
+            if self.lp.iface.tx_queue_full() {
+                // Hand the queue to the device before taking more from
+                // TCP; if the device is full too, the rest stays in TCP
+                // (its connections remain due) for the next iteration.
+                self.lp.flush(now);
+                if self.lp.iface.tx_queue_full() {
+                    break;
+                }
+            }
+            let Some((src, dst, seg)) = self
+                .tcp
+                .poll_transmit_from(now, &mut DeviceAlloc(&mut self.lp.dev))
+            else {
+                break;
+            };
             // A failed send (no route, ARP queue full) is a lost segment to
             // TCP, which retransmits; the interface has counted why.
             if self
