@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 say() { printf '\n== %s\n' "$*"; }
 
 # Debian packages: tools the root-only tests drive (see shared ENVIRONMENT.md).
-packages=(iproute2 iputils-ping iputils-arping tshark tcpdump ethtool nftables)
+packages=(iproute2 iputils-ping iputils-arping tshark tcpdump ethtool nftables curl wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
