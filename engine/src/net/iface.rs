@@ -1087,6 +1087,11 @@ impl<B: PacketBuf> Interface<B> {
         Some(frame)
     }
 
+    /// Frames waiting in the transmit queue.
+    pub fn tx_pending(&self) -> usize {
+        self.tx.len()
+    }
+
     /// Moves every frame ready for transmit to the end of `out`.
     pub fn drain_transmit(&mut self, out: &mut Vec<B>) {
         while let Some(f) = self.poll_transmit() {

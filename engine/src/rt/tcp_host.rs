@@ -77,6 +77,13 @@ impl<D: Device> TcpHost<D> {
     /// Sends what the TCP layer has queued (after application calls) and
     /// collects events and released buffers.
     pub fn flush(&mut self, now: Instant) {
+        self.flush_with(now, true);
+    }
+
+    /// [`flush`](Self::flush), handing frames to the device only when
+    /// `to_device` (else they wait in the interface's queue, up to its
+    /// length, for a later, fuller burst).
+    pub fn flush_with(&mut self, now: Instant, to_device: bool) {
         loop {
             if self.lp.iface.tx_queue_full() {
                 // Hand the queue to the device before taking more from
@@ -111,7 +118,9 @@ impl<D: Device> TcpHost<D> {
                 self.send_errors += 1;
             }
         }
-        self.lp.flush(now);
+        if to_device {
+            self.lp.flush(now);
+        }
         while let Some(b) = self.tcp.poll_recycle() {
             self.lp.recycle(b);
         }

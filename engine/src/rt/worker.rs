@@ -65,22 +65,28 @@ pub struct WorkerConfig {
     pub source_addrs: Vec<Ipv4Addr>,
     /// Local ports for active opens.
     pub source_ports: RangeInclusive<u16>,
+    /// TX batching: frames wait at most this long for a full burst
+    /// ([`BURST`]) before going to the device. Zero sends every iteration's
+    /// frames at its end.
+    pub tx_hold: Duration,
 }
 
 impl WorkerConfig {
-    /// Latency preset: busy-poll and small bursts per iteration, so a
-    /// request never waits behind a long receive batch.
+    /// Latency preset: busy-poll, one receive burst per iteration (a
+    /// request never waits behind a long batch), frames out at the end of
+    /// every iteration.
     pub fn latency() -> Self {
         WorkerConfig {
             rx_bursts: 1,
             idle: IdlePolicy::BusyPoll,
             source_addrs: Vec::new(),
             source_ports: 1024..=65535,
+            tx_hold: Duration::ZERO,
         }
     }
 
-    /// Throughput preset: larger receive batches per iteration and a
-    /// back-off to sleep when idle.
+    /// Throughput preset: larger receive batches, frames held up to 20 µs
+    /// for full transmit bursts, and a back-off to sleep when idle.
     pub fn throughput() -> Self {
         WorkerConfig {
             rx_bursts: 8,
@@ -88,8 +94,25 @@ impl WorkerConfig {
                 spins: 1024,
                 max_sleep: Duration::from_millis(1),
             },
+            tx_hold: Duration::from_micros(20),
             ..WorkerConfig::latency()
         }
+    }
+
+    /// The TCP settings that go with the latency preset: no Nagle and no
+    /// delayed ACK (every segment acknowledged at once).
+    pub fn latency_tcp(mut tcp: crate::tcp::TcpConfig) -> crate::tcp::TcpConfig {
+        tcp.nodelay = true;
+        tcp.delayed_ack = Duration::ZERO;
+        tcp
+    }
+
+    /// The TCP settings that go with the throughput preset: Nagle and a
+    /// 40 ms delayed ACK, as Linux.
+    pub fn throughput_tcp(mut tcp: crate::tcp::TcpConfig) -> crate::tcp::TcpConfig {
+        tcp.nodelay = false;
+        tcp.delayed_ack = Duration::from_millis(40);
+        tcp
     }
 }
 
@@ -209,6 +232,8 @@ pub struct WorkerCore<D: Device> {
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     xcore: CrossCore,
     rx: Vec<D::Buf>,
+    /// When the oldest frame held for TX batching was queued.
+    tx_held_since: Option<Instant>,
     pub(crate) stop_requested: bool,
     /// Loop counters.
     pub stats: LoopStats,
@@ -299,6 +324,27 @@ impl<D: Device> WorkerCore<D> {
 
     pub(crate) fn set_timer(&mut self, at: Instant, token: u64) {
         self.timers.push(Reverse((at, token)));
+    }
+
+    /// Moves what TCP has to the interface, and the interface's queue to
+    /// the device unless TX batching holds it for a fuller burst.
+    fn transmit(&mut self, now: Instant) {
+        self.host.flush_with(now, false);
+        let pending = self.host.lp.iface.tx_pending();
+        if pending == 0 {
+            self.tx_held_since = None;
+            return;
+        }
+        let hold = self.config.tx_hold;
+        if !hold.is_zero() && pending < BURST {
+            let since = *self.tx_held_since.get_or_insert(now);
+            if now.saturating_since(since) < hold {
+                return;
+            }
+        }
+        self.tx_held_since = None;
+        let sent = self.host.lp.flush(now);
+        self.stats.tx_frames += sent as u64;
     }
 
     /// Copies `bytes` into a buffer from the device's pool.
@@ -473,6 +519,7 @@ impl<D: Device, H: Handler<D>> Worker<D, H> {
                 timers: BinaryHeap::new(),
                 xcore,
                 rx: Vec::with_capacity(BURST),
+                tx_held_since: None,
                 stop_requested: false,
                 stats: LoopStats::default(),
             },
@@ -498,7 +545,7 @@ impl<D: Device, H: Handler<D>> Worker<D, H> {
             lp.iface.handle_timeout(now, &mut DeviceAlloc(&mut lp.dev));
         }
         core.host.tcp.handle_timeout(now);
-        core.host.flush(now);
+        core.host.flush_with(now, false);
         // Events, then whatever the handler's calls produced, a few rounds.
         for _ in 0..4 {
             let mut any = false;
@@ -510,7 +557,7 @@ impl<D: Device, H: Handler<D>> Worker<D, H> {
             if !any {
                 break;
             }
-            self.core.host.flush(now);
+            self.core.host.flush_with(now, false);
         }
         self.handler.on_poll(&mut Context {
             core: &mut self.core,
@@ -531,7 +578,7 @@ impl<D: Device, H: Handler<D>> Worker<D, H> {
                 token,
             );
         }
-        self.core.host.flush(now);
+        self.core.transmit(now);
         if work == 0 {
             self.core.stats.idle_iterations += 1;
         }
@@ -565,7 +612,14 @@ impl<D: Device, H: Handler<D>> Worker<D, H> {
     /// The earliest time the worker has work without new frames.
     pub fn poll_at(&self) -> Option<Instant> {
         let app = self.core.timers.peek().map(|Reverse((at, _))| *at);
-        [self.core.host.poll_at(), app].into_iter().flatten().min()
+        let held = self
+            .core
+            .tx_held_since
+            .map(|t| t + self.core.config.tx_hold);
+        [self.core.host.poll_at(), app, held]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs the loop on the real clock until the handler is done, `stop`
