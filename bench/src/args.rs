@@ -54,12 +54,12 @@ pub enum LoadMode {
 }
 
 impl LoadMode {
-    /// The port a target without one gets: http 80, echo 7, connect 80,
-    /// bulk 9 (a discard server).
+    /// The port a target without one gets: http 80, echo 7, connect 7 (an
+    /// echo server answers its request), bulk 9 (a discard server).
     pub fn default_port(self) -> u16 {
         match self {
-            LoadMode::Http | LoadMode::Connect => 80,
-            LoadMode::Echo => 7,
+            LoadMode::Http => 80,
+            LoadMode::Echo | LoadMode::Connect => 7,
             LoadMode::Bulk => 9,
         }
     }

@@ -145,7 +145,7 @@ struct LoadCli {
     #[command(flatten)]
     net: NetCli,
     /// Server address; a bare ADDR takes the mode's port (http 80, echo 7,
-    /// connect 80, bulk 9) [default: 198.18.0.1]
+    /// connect 7, bulk 9) [default: 198.18.0.1]
     #[arg(long, value_name = "ADDR:PORT")]
     target: Option<String>,
     /// Request path (http only) [default: /]
@@ -457,7 +457,7 @@ mod tests {
         assert_eq!(load(&["echo"]).unwrap().target.port(), 7);
         let b = load(&["bulk"]).unwrap();
         assert_eq!((b.connections, b.size, b.target.port()), (1, 65536, 9));
-        assert_eq!(load(&["connect"]).unwrap().target.port(), 80);
+        assert_eq!(load(&["connect"]).unwrap().target.port(), 7);
     }
 
     #[test]
