@@ -264,7 +264,7 @@ fn start_builtin_server(
     let start = Instant::now_monotonic();
     let rt = Runtime::start(
         queues,
-        &pins(first_core + 1, workers),
+        &pins(first_core, workers),
         None,
         move |_, caps| {
             let mut iface = InterfaceConfig::new(caps.mac, server_ip);

@@ -72,7 +72,7 @@ pub struct LinkPortConfig {
 
 impl LinkPortConfig {
     /// Defaults for a port with `queues` queues: MTU 1500, the default RSS
-    /// key, a 128-entry round-robin table, 1024-slot rings, 16 Ki buffers per
+    /// key, a 128-entry round-robin table, 1024-slot rings, 64 Ki buffers per
     /// queue.
     pub fn new(mac: EthernetAddress, queues: u16) -> Self {
         LinkPortConfig {
@@ -82,7 +82,7 @@ impl LinkPortConfig {
             rss_key: DEFAULT_RSS_KEY.to_vec(),
             reta: rss::round_robin_reta(128, queues),
             ring_size: 1024,
-            buffers: 16 * 1024 * usize::from(queues.max(1)),
+            buffers: 64 * 1024 * usize::from(queues.max(1)),
             actual_reta: None,
             checksum: ChecksumCaps {
                 ipv4: Checksum::None,
