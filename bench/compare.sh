@@ -16,13 +16,16 @@
 # wirespeed/Linux and wirespeed/smoltcp taken within each round.
 #
 # Usage: bench/compare.sh [--rounds R] [--duration SECONDS] [--quick]
-#                         [--only w1,w2,...] [--keep DIR]
+#                         [--only w1,w2,...] [--keep DIR] [--no-offload]
 #   --rounds    rounds per workload (default 3)
 #   --duration  seconds per run (default 5)
 #   --quick     smoke run: 1 round of 1 s
 #   --only      workloads to run (default all): http, http-close, echo-100,
 #               echo-10k, connect-100, connect-10k, bulk, pingpong
 #   --keep DIR  keep every JSON report and log in DIR
+#   --no-offload  turn TSO and GSO off on the Linux side's loopback (needs
+#               ethtool): the kernel then moves 1500-byte segments instead
+#               of 64 KiB super-segments, as the other two sides do
 #
 # Needs root (network namespaces; apt-get for nginx and wrk if missing),
 # python3, taskset, ip, unshare. Every run is bounded by its duration plus
@@ -35,12 +38,15 @@ port=18080
 msg() { echo "$*" >&2; }
 
 # ------------------------------------------------------------------ Linux
-# `compare.sh --inner-linux WORKLOAD SECONDS OUT BINDIR` runs one Linux-side
+# `compare.sh --inner-linux WORKLOAD SECONDS OUT BINDIR on|off` runs one Linux-side
 # workload; the outer script calls it inside `unshare -n`, so the loopback
 # it uses, its sockets and TIME-WAIT entries vanish with it.
 if [ "${1:-}" = "--inner-linux" ]; then
-    workload=$2 secs=$3 out=$4 bindir=$5
+    workload=$2 secs=$3 out=$4 bindir=$5 offload=$6
     ip link set lo mtu 1500 up
+    if [ "$offload" = off ]; then
+        ethtool -K lo tso off gso off >/dev/null
+    fi
     tmp=$(mktemp -d)
     server_pid=
     cleanup() {
@@ -103,7 +109,7 @@ if [ "${1:-}" = "--inner-linux" ]; then
 fi
 
 # ------------------------------------------------------------------ options
-rounds=3 secs=5 only="" keep=""
+rounds=3 secs=5 only="" keep="" offload=on
 all="http http-close echo-100 echo-10k connect-100 connect-10k bulk pingpong"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -112,6 +118,7 @@ while [ $# -gt 0 ]; do
         --quick) rounds=1 secs=1; shift ;;
         --only) only=${2//,/ }; shift 2 ;;
         --keep) keep=$2; shift 2 ;;
+        --no-offload) offload=off; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) msg "unknown option $1 (see --help)"; exit 2 ;;
     esac
@@ -124,6 +131,9 @@ for w in $workloads; do
 done
 
 # ------------------------------------------------------------------ setup
+if [ "$offload" = off ] && ! command -v ethtool >/dev/null; then
+    msg "--no-offload needs ethtool"; exit 2
+fi
 linux_ok=1
 if [ "$(id -u)" != 0 ]; then
     msg "linux: needs root for its network namespace; the Linux column is skipped"
@@ -220,7 +230,7 @@ run_side() {
             timeout "$limit" "$ws" load "${args[@]}" --duration "$d" --cores 2 --json "$json" >"$log" 2>&1 || rc=$?
             ;;
         linux)
-            timeout $((limit + 30)) unshare -n bash "$here/compare.sh" --inner-linux "$workload" "$secs" "$json" "$bindir" >"$log" 2>&1 || rc=$?
+            timeout $((limit + 30)) unshare -n bash "$here/compare.sh" --inner-linux "$workload" "$secs" "$json" "$bindir" "$offload" >"$log" 2>&1 || rc=$?
             ;;
         smoltcp)
             local args
@@ -258,6 +268,7 @@ sides_for() {
     echo "${s[@]}"
 }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for w in $workloads; do
     for r in $(seq 1 "$rounds"); do
         msg "$w, round $r/$rounds"
@@ -268,10 +279,12 @@ for w in $workloads; do
 done
 
 # ------------------------------------------------------------------ table
-python3 - "$results" "$rounds" <<'EOF'
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+python3 - "$results" "$rounds" "$secs" "$load_start" "$load_end" "$offload" <<'EOF'
 import json, statistics, sys
 
-path, rounds = sys.argv[1], int(sys.argv[2])
+path, rounds, secs, load_start, load_end, offload = sys.argv[1:]
+rounds = int(rounds)
 recs = [json.loads(l) for l in open(path, encoding="utf-8") if l.strip()]
 # (label, workload, how to read the figure, higher is better, goals)
 ROWS = [
@@ -309,6 +322,8 @@ def ratio(a, b):
     return a / b if a is not None and b not in (None, 0) else None
 
 print()
+print(f"{rounds} round(s) of {secs} s per run; load average (1/5/15 min) {load_start} at the start, "
+      f"{load_end} at the end; Linux loopback offloads {offload}.")
 print("Per run (c2c = core-to-core round trip measured right before that run;")
 print("a '*' marks a round whose c2c values differ by more than 1.5x: placement moved).")
 print()

@@ -33,7 +33,11 @@
 //! `--connections` listening sockets, the client as many connecting ones.
 //! smoltcp finds a segment's socket by scanning the socket set, and its
 //! egress pass visits every socket, so both sides cost O(sockets) per
-//! poll; the app loop skips its own scan when `poll` reports no change.
+//! poll. To spare smoltcp needless passes, a host polls only when a frame
+//! waits, its last poll changed something, or [`IDLE_POLL`] has passed
+//! (for timers), and the app scans its sockets only after a poll that
+//! reported a change. Latency (`--latency`) is taken per request with
+//! `Instant::now()`, from queueing the request to reading its last byte.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -773,6 +777,7 @@ impl Client {
                 }
             }
         }
+        host.dirty = true;
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -829,6 +834,7 @@ impl Client {
         for (i, slot) in slots.iter_mut().enumerate() {
             self.open(host, i, slot);
         }
+        host.dirty = true;
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -934,6 +940,7 @@ impl Client {
                 slot.phase = Phase::Closing;
             }
         }
+        host.dirty = true;
         let give_up = Instant::now() + GRACE;
         while shared.streams_done.load(Ordering::Acquire) < streams {
             let now = Instant::now();
