@@ -16,7 +16,7 @@
 # wirespeed/Linux and wirespeed/smoltcp taken within each round.
 #
 # Usage: bench/compare.sh [--rounds R] [--duration SECONDS] [--quick]
-#                         [--only w1,w2,...] [--keep DIR] [--no-offload]
+#                         [--only w1,w2,...] [--keep DIR] [--no-offload] [--rt]
 #   --rounds    rounds per workload (default 3)
 #   --duration  seconds per run (default 5)
 #   --quick     smoke run: 1 round of 1 s
@@ -26,6 +26,13 @@
 #   --no-offload  turn TSO and GSO off on the Linux side's loopback (needs
 #               ethtool): the kernel then moves 1500-byte segments instead
 #               of 64 KiB super-segments, as the other two sides do
+#   --rt        run every side (and c2c) under SCHED_FIFO priority 1
+#               (chrt), so that other load on a shared machine does not
+#               preempt it. Busy-polling sides (wirespeed, smoltcp) only
+#               move while both their threads hold a CPU, and lose far
+#               more to other load than the Linux side. Other processes
+#               keep only the kernel's RT throttling share (5 %) while a
+#               run goes: use it where that is acceptable
 #
 # Needs root (network namespaces; apt-get for nginx and wrk if missing),
 # python3, taskset, ip, unshare. Every run is bounded by its duration plus
@@ -109,7 +116,7 @@ if [ "${1:-}" = "--inner-linux" ]; then
 fi
 
 # ------------------------------------------------------------------ options
-rounds=3 secs=5 only="" keep="" offload=on
+rounds=3 secs=5 only="" keep="" offload=on rt=()
 all="http http-close echo-100 echo-10k connect-100 connect-10k bulk pingpong"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -119,6 +126,7 @@ while [ $# -gt 0 ]; do
         --only) only=${2//,/ }; shift 2 ;;
         --keep) keep=$2; shift 2 ;;
         --no-offload) offload=off; shift ;;
+        --rt) rt=(chrt -f 1); shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) msg "unknown option $1 (see --help)"; exit 2 ;;
     esac
@@ -213,7 +221,7 @@ run_side() {
     local c2c rc=0 limit=$((secs + 60))
     local size=(--size 64) d="${secs}s"
     rm -f "$json"
-    c2c=$("$bindir/c2c" 2>/dev/null) || c2c=
+    c2c=$("${rt[@]}" "$bindir/c2c" 2>/dev/null) || c2c=
     case $side in
         wirespeed)
             local args
@@ -227,10 +235,10 @@ run_side() {
                 bulk) args=(bulk --connections 1) ;;
                 pingpong) args=(echo --connections 1 "${size[@]}" --latency) ;;
             esac
-            timeout "$limit" "$ws" load "${args[@]}" --duration "$d" --cores 2 --json "$json" >"$log" 2>&1 || rc=$?
+            "${rt[@]}" timeout "$limit" "$ws" load "${args[@]}" --duration "$d" --cores 2 --json "$json" >"$log" 2>&1 || rc=$?
             ;;
         linux)
-            timeout $((limit + 30)) unshare -n bash "$here/compare.sh" --inner-linux "$workload" "$secs" "$json" "$bindir" "$offload" >"$log" 2>&1 || rc=$?
+            "${rt[@]}" timeout $((limit + 30)) unshare -n bash "$here/compare.sh" --inner-linux "$workload" "$secs" "$json" "$bindir" "$offload" >"$log" 2>&1 || rc=$?
             ;;
         smoltcp)
             local args
@@ -242,7 +250,7 @@ run_side() {
                 bulk) args=(--mode bulk --connections 1) ;;
                 pingpong) args=(--mode echo --connections 1 "${size[@]}" --latency) ;;
             esac
-            timeout "$limit" "$bindir/smol_peer" "${args[@]}" --duration "$d" \
+            "${rt[@]}" timeout "$limit" "$bindir/smol_peer" "${args[@]}" --duration "$d" \
                 --server-core 0 --client-core 1 --json "$json" >"$log" 2>&1 || rc=$?
             ;;
     esac
@@ -269,6 +277,8 @@ sides_for() {
 }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+sched=normal
+[ ${#rt[@]} -gt 0 ] && sched="SCHED_FIFO 1"
 for w in $workloads; do
     for r in $(seq 1 "$rounds"); do
         msg "$w, round $r/$rounds"
@@ -280,10 +290,10 @@ done
 
 # ------------------------------------------------------------------ table
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-python3 - "$results" "$rounds" "$secs" "$load_start" "$load_end" "$offload" <<'EOF'
+python3 - "$results" "$rounds" "$secs" "$load_start" "$load_end" "$offload" "$sched" <<'EOF'
 import json, statistics, sys
 
-path, rounds, secs, load_start, load_end, offload = sys.argv[1:]
+path, rounds, secs, load_start, load_end, offload, sched = sys.argv[1:]
 rounds = int(rounds)
 recs = [json.loads(l) for l in open(path, encoding="utf-8") if l.strip()]
 # (label, workload, how to read the figure, higher is better, goals)
@@ -323,7 +333,7 @@ def ratio(a, b):
 
 print()
 print(f"{rounds} round(s) of {secs} s per run; load average (1/5/15 min) {load_start} at the start, "
-      f"{load_end} at the end; Linux loopback offloads {offload}.")
+      f"{load_end} at the end; Linux loopback offloads {offload}; scheduling {sched}.")
 print("Per run (c2c = core-to-core round trip measured right before that run;")
 print("a '*' marks a round whose c2c values differ by more than 1.5x: placement moved).")
 print()

@@ -33,10 +33,13 @@
 //! `--connections` listening sockets, the client as many connecting ones.
 //! smoltcp finds a segment's socket by scanning the socket set, and its
 //! egress pass visits every socket, so both sides cost O(sockets) per
-//! poll. To spare smoltcp needless passes, a host polls only when a frame
-//! waits, its last poll changed something, or [`IDLE_POLL`] has passed
-//! (for timers), and the app scans its sockets only after a poll that
-//! reported a change. Latency (`--latency`) is taken per request with
+//! turn. A turn uses smoltcp's lower-level calls: every waiting frame in
+//! (`poll_ingress_single`), then the app looks at its sockets (only if
+//! something came in), then one egress (`poll_egress` until it has nothing
+//! more). So an answer leaves in the turn its request arrived, and ACKs
+//! carry the window the app's reads opened. Egress is skipped when nothing
+//! came in and the app queued nothing, except every [`IDLE_POLL`] for
+//! smoltcp's timers. Latency (`--latency`) is taken per request with
 //! `Instant::now()`, from queueing the request to reading its last byte.
 
 use std::cell::Cell;
@@ -52,7 +55,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
-use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::iface::{
+    Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
+};
 use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
@@ -309,10 +314,10 @@ struct Host {
     dev: RingDevice,
     /// Start of this host's clock, for smoltcp's timestamps.
     base: Instant,
-    /// The last poll changed a socket (so the app may have queued work) or
-    /// ran out of transmit buffers: poll again even with nothing received.
+    /// Frames came in, the app queued work, or the last egress ran out of
+    /// transmit buffers: the next egress pass may have something to send.
     dirty: bool,
-    last_poll: Instant,
+    last_egress: Instant,
 }
 
 impl Host {
@@ -346,29 +351,54 @@ impl Host {
             dev,
             base,
             dirty: true,
-            last_poll: base,
+            last_egress: base,
         }
     }
 
-    /// Polls the interface at `now`; true when a socket may have changed.
-    ///
-    /// Every smoltcp poll visits every socket, so a poll with nothing
-    /// received and nothing new from the app is skipped; one runs at least
-    /// every [`IDLE_POLL`] for smoltcp's timers (delayed ACK, retransmission).
-    fn poll(&mut self, now: Instant) -> bool {
-        if !self.dirty
-            && self.dev.rx.data.is_empty()
-            && now.duration_since(self.last_poll) < IDLE_POLL
-        {
+    fn timestamp(&self, now: Instant) -> smoltcp::time::Instant {
+        smoltcp::time::Instant::from_micros(now.duration_since(self.base).as_micros() as i64)
+    }
+
+    /// Feeds smoltcp every frame waiting on the wire; true when a socket
+    /// may have changed, so the app should look at its sockets before
+    /// [`Host::egress`]: what it queues then leaves in the same turn, and
+    /// the ACKs carry the window its reads opened.
+    fn ingress(&mut self, now: Instant) -> bool {
+        if self.dev.rx.data.is_empty() {
             return false;
         }
-        self.last_poll = now;
-        let t =
-            smoltcp::time::Instant::from_micros(now.duration_since(self.base).as_micros() as i64);
-        let changed =
-            self.iface.poll(t, &mut self.dev, &mut self.sockets) == PollResult::SocketStateChanged;
-        self.dirty = changed || self.dev.tx.free.is_empty();
+        let t = self.timestamp(now);
+        let mut changed = false;
+        loop {
+            match self
+                .iface
+                .poll_ingress_single(t, &mut self.dev, &mut self.sockets)
+            {
+                PollIngressSingleResult::None => break,
+                PollIngressSingleResult::PacketProcessed => {}
+                PollIngressSingleResult::SocketStateChanged => changed = true,
+            }
+        }
+        // ACKs, replies or the app's answers may be due.
+        self.dirty = true;
         changed
+    }
+
+    /// Lets smoltcp send what its sockets have. Every egress pass visits
+    /// every socket, so with nothing received and nothing new from the app
+    /// it is skipped; one runs at least every [`IDLE_POLL`] for smoltcp's
+    /// timers (delayed ACK, retransmission).
+    fn egress(&mut self, now: Instant) {
+        if !self.dirty && now.duration_since(self.last_egress) < IDLE_POLL {
+            return;
+        }
+        let t = self.timestamp(now);
+        while self.iface.poll_egress(t, &mut self.dev, &mut self.sockets)
+            == PollResult::SocketStateChanged
+        {}
+        self.last_egress = now;
+        // Out of transmit buffers: more may be waiting to go.
+        self.dirty = self.dev.tx.free.is_empty();
     }
 
     fn socket(&mut self, i: usize) -> &mut tcp::Socket<'static> {
@@ -529,34 +559,69 @@ struct ServerSock {
     replied: bool,
     /// Bulk: this stream's end was counted.
     finished: bool,
+    /// Connect: queued to listen again.
+    listen_due: bool,
+}
+
+/// The server's app state.
+struct Server {
+    mode: Mode,
+    state: Vec<ServerSock>,
+    response: Vec<u8>,
+    scratch: Vec<u8>,
+    /// Sockets done with a connection, to listen again after the next
+    /// egress: a socket entering TIME-WAIT still owes the peer the ACK of
+    /// its FIN, and `listen` would forget it.
+    relisten: Vec<usize>,
+    result: ServerResult,
 }
 
 fn serve(host: &mut Host, mode: Mode, size: usize, shared: &Shared) -> ServerResult {
     let n = host.handles.len();
-    let mut state = vec![ServerSock::default(); n];
-    let response = pattern(size);
-    let mut scratch = vec![0u8; 64 * 1024];
-    let mut result = ServerResult::default();
+    let mut server = Server {
+        mode,
+        state: vec![ServerSock::default(); n],
+        response: pattern(size),
+        scratch: vec![0u8; 64 * 1024],
+        relisten: Vec::new(),
+        result: ServerResult::default(),
+    };
     while !shared.stop.load(Ordering::Acquire) {
-        if !host.poll(Instant::now()) {
-            continue;
+        let now = Instant::now();
+        if host.ingress(now) {
+            server.serve_sockets(host, shared);
         }
-        for (i, st) in state.iter_mut().enumerate() {
+        host.egress(now);
+        for i in server.relisten.drain(..) {
+            // See the module doc on TIME-WAIT.
+            let _ = host.socket(i).listen(SERVER_PORT);
+            server.state[i] = ServerSock::default();
+        }
+    }
+    server.result.wire = WireCounts::from(&host.dev.stats);
+    server.result
+}
+
+impl Server {
+    /// Answers, closes, and marks for listening every socket that needs it.
+    fn serve_sockets(&mut self, host: &mut Host, shared: &Shared) {
+        for i in 0..self.state.len() {
+            let st = &mut self.state[i];
             let s = host.socket(i);
-            match mode {
+            match self.mode {
                 Mode::Echo => {
                     // Echo what fits in the send buffer; the rest waits in
                     // the receive buffer (and the window closes).
                     while s.can_recv() && s.can_send() {
-                        let room = (s.send_capacity() - s.send_queue()).min(scratch.len());
-                        let Ok(k) = s.recv_slice(&mut scratch[..room]) else {
+                        let room = (s.send_capacity() - s.send_queue()).min(self.scratch.len());
+                        let Ok(k) = s.recv_slice(&mut self.scratch[..room]) else {
                             break;
                         };
                         if k == 0 {
                             break;
                         }
                         // Cannot fall short: `room` bytes are free.
-                        let _ = s.send_slice(&scratch[..k]);
+                        let _ = s.send_slice(&self.scratch[..k]);
                     }
                     if s.state() == tcp::State::CloseWait && !s.can_recv() {
                         s.close();
@@ -569,17 +634,19 @@ fn serve(host: &mut Host, mode: Mode, size: usize, shared: &Shared) -> ServerRes
                         }
                         st.received += k;
                     }
-                    if !st.replied && st.received >= size {
-                        let _ = s.send_slice(&response);
+                    if !st.replied && st.received >= self.response.len() {
+                        let _ = s.send_slice(&self.response);
                         // FIN after the response: the server closes first.
                         s.close();
                         st.replied = true;
                     }
-                    // Finished (TIME-WAIT) or reset: listen again. See the
-                    // module doc on TIME-WAIT.
-                    if matches!(s.state(), tcp::State::TimeWait | tcp::State::Closed) {
-                        let _ = s.listen(SERVER_PORT);
-                        *st = ServerSock::default();
+                    // Finished (TIME-WAIT) or reset: listen again, after the
+                    // egress has sent what the socket still owes.
+                    if !st.listen_due
+                        && matches!(s.state(), tcp::State::TimeWait | tcp::State::Closed)
+                    {
+                        st.listen_due = true;
+                        self.relisten.push(i);
                     }
                 }
                 Mode::Bulk => {
@@ -587,20 +654,18 @@ fn serve(host: &mut Host, mode: Mode, size: usize, shared: &Shared) -> ServerRes
                         if k == 0 {
                             break;
                         }
-                        result.bulk_bytes += k as u64;
+                        self.result.bulk_bytes += k as u64;
                     }
                     if !st.finished && s.state() == tcp::State::CloseWait && !s.can_recv() {
                         st.finished = true;
                         s.close();
-                        result.bulk_end = Some(Instant::now());
+                        self.result.bulk_end = Some(Instant::now());
                         shared.streams_done.fetch_add(1, Ordering::AcqRel);
                     }
                 }
             }
         }
     }
-    result.wire = WireCounts::from(&host.dev.stats);
-    result
 }
 
 // ---------------------------------------------------------------- client
@@ -691,27 +756,27 @@ impl Client {
             if now >= give_up {
                 break;
             }
-            if !host.poll(now) {
-                continue;
-            }
-            for (i, slot) in slots.iter_mut().enumerate() {
-                if slot.phase != Phase::Connecting {
-                    continue;
-                }
-                match host.socket(i).state() {
-                    tcp::State::Established => {
-                        slot.phase = Phase::Exchanging;
-                        self.report.connections_opened += 1;
-                        pending -= 1;
+            if host.ingress(now) {
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    if slot.phase != Phase::Connecting {
+                        continue;
                     }
-                    tcp::State::Closed => {
-                        slot.phase = Phase::Dead;
-                        self.report.errors.connect += 1;
-                        pending -= 1;
+                    match host.socket(i).state() {
+                        tcp::State::Established => {
+                            slot.phase = Phase::Exchanging;
+                            self.report.connections_opened += 1;
+                            pending -= 1;
+                        }
+                        tcp::State::Closed => {
+                            slot.phase = Phase::Dead;
+                            self.report.errors.connect += 1;
+                            pending -= 1;
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
             }
+            host.egress(now);
         }
         for slot in &mut slots {
             if slot.phase == Phase::Connecting {
@@ -783,36 +848,36 @@ impl Client {
             if now >= deadline {
                 break;
             }
-            if !host.poll(now) {
-                continue;
-            }
-            for (i, slot) in slots.iter_mut().enumerate() {
-                if slot.phase != Phase::Exchanging {
-                    continue;
-                }
-                let s = host.sockets.get_mut::<tcp::Socket>(host.handles[i]);
-                if self.read_response(s, slot).is_err() {
-                    slot.phase = Phase::Dead;
-                    self.report.errors.mismatch += 1;
-                    continue;
-                }
-                if slot.received == self.payload.len() {
-                    self.report.requests += 1;
-                    self.record_latency(slot);
-                    slot.started = self.latency.as_ref().map(|_| Instant::now());
-                    if !self.send_request(s, slot) {
+            if host.ingress(now) {
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    if slot.phase != Phase::Exchanging {
+                        continue;
+                    }
+                    let s = host.sockets.get_mut::<tcp::Socket>(host.handles[i]);
+                    if self.read_response(s, slot).is_err() {
                         slot.phase = Phase::Dead;
-                        self.report.errors.io += 1;
+                        self.report.errors.mismatch += 1;
+                        continue;
                     }
-                } else if s.state() != tcp::State::Established {
-                    slot.phase = Phase::Dead;
-                    if s.state() == tcp::State::Closed {
-                        self.report.errors.reset += 1;
-                    } else {
-                        self.report.errors.eof += 1;
+                    if slot.received == self.payload.len() {
+                        self.report.requests += 1;
+                        self.record_latency(slot);
+                        slot.started = self.latency.as_ref().map(|_| Instant::now());
+                        if !self.send_request(s, slot) {
+                            slot.phase = Phase::Dead;
+                            self.report.errors.io += 1;
+                        }
+                    } else if s.state() != tcp::State::Established {
+                        slot.phase = Phase::Dead;
+                        if s.state() == tcp::State::Closed {
+                            self.report.errors.reset += 1;
+                        } else {
+                            self.report.errors.eof += 1;
+                        }
                     }
                 }
             }
+            host.egress(now);
         }
         self.report.duration = self.start.elapsed();
         self.report.bytes_delivered = self.report.bytes_rx;
@@ -840,12 +905,12 @@ impl Client {
             if now >= deadline {
                 break;
             }
-            if !host.poll(now) {
-                continue;
+            if host.ingress(now) {
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    self.step_connect(host, i, slot);
+                }
             }
-            for (i, slot) in slots.iter_mut().enumerate() {
-                self.step_connect(host, i, slot);
-            }
+            host.egress(now);
         }
         self.report.duration = self.start.elapsed();
         self.report.bytes_delivered = self.report.bytes_rx;
@@ -917,6 +982,10 @@ impl Client {
         let deadline = self.start + duration;
         let mut now = self.start;
         while now < deadline {
+            // Nothing to read on the sending side: fill the send buffers
+            // every turn, ACKs or not.
+            host.ingress(now);
+            let mut queued = false;
             for (i, slot) in slots.iter().enumerate() {
                 if slot.phase != Phase::Exchanging {
                     continue;
@@ -924,12 +993,16 @@ impl Client {
                 let s = host.socket(i);
                 while s.can_send() {
                     match s.send_slice(&self.payload) {
-                        Ok(k) if k > 0 => self.report.bytes_tx += k as u64,
+                        Ok(k) if k > 0 => {
+                            self.report.bytes_tx += k as u64;
+                            queued = true;
+                        }
                         _ => break,
                     }
                 }
             }
-            host.poll(now);
+            host.dirty |= queued;
+            host.egress(now);
             now = Instant::now();
         }
         // FIN after the queued data; keep the connection moving until the
@@ -949,7 +1022,8 @@ impl Client {
                     (streams - shared.streams_done.load(Ordering::Acquire)) as u64;
                 break;
             }
-            host.poll(now);
+            host.ingress(now);
+            host.egress(now);
         }
     }
 }
