@@ -11,9 +11,12 @@
 //!   `wirespeed report merge`;
 //! - [`load`] and [`serve`] are the load generator's and the server
 //!   emulator's handlers on each worker core, [`http`] their HTTP/1.1;
-//! - [`run`] starts the runtime.
+//! - [`run`] starts the runtime;
+//! - [`peer`] is what the comparison peers (`src/bin/epoll_peer.rs`,
+//!   `src/bin/smol_peer.rs`, `src/bin/c2c.rs`) share: the JSON report,
+//!   duration parsing, core pinning.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod args;
 pub mod cli;
@@ -22,6 +25,7 @@ pub mod hlog;
 pub mod http;
 pub mod load;
 pub mod merge;
+pub mod peer;
 pub mod plot;
 pub mod report;
 pub mod run;

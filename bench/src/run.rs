@@ -262,22 +262,17 @@ fn start_builtin_server(
     let port = args.target.port();
     let workers = queues.len();
     let start = Instant::now_monotonic();
-    let rt = Runtime::start(
-        queues,
-        &pins(first_core, workers),
-        None,
-        move |_, caps| {
-            let mut iface = InterfaceConfig::new(caps.mac, server_ip);
-            iface.routes = extra.clone();
-            iface.arp.queue_len = ARP_QUEUE;
-            Ok(WorkerSetup {
-                iface,
-                tcp: server_tcp(),
-                worker: WorkerConfig::default(),
-                handler: Server::new(mode, port, 64, None, start, None),
-            })
-        },
-    )?;
+    let rt = Runtime::start(queues, &pins(first_core, workers), None, move |_, caps| {
+        let mut iface = InterfaceConfig::new(caps.mac, server_ip);
+        iface.routes = extra.clone();
+        iface.arp.queue_len = ARP_QUEUE;
+        Ok(WorkerSetup {
+            iface,
+            tcp: server_tcp(),
+            worker: WorkerConfig::default(),
+            handler: Server::new(mode, port, 64, None, start, None),
+        })
+    })?;
     Ok(rt)
 }
 
