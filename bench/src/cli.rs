@@ -360,9 +360,11 @@ impl LoadCli {
                 ));
             }
         }
-        if self.size.is_some() && !matches!(mode, LoadMode::Echo | LoadMode::Bulk) {
+        if self.size.is_some()
+            && !matches!(mode, LoadMode::Echo | LoadMode::Connect | LoadMode::Bulk)
+        {
             return Err(err(format!(
-                "--size: applies to load echo and bulk, not load {name}"
+                "--size: applies to load echo, connect and bulk, not load {name}"
             )));
         }
         if self.rate.is_some() && mode == LoadMode::Bulk {

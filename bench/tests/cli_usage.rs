@@ -251,7 +251,7 @@ fn bad_values_name_their_flag() {
         ),
         (
             &["load", "http", "--size", "64"],
-            &["--size", "echo and bulk"],
+            &["--size", "echo, connect and bulk"],
         ),
         (
             &["load", "connect", "--pipeline", "4"],
