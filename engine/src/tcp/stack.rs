@@ -32,7 +32,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
-use super::config::TcpConfig;
+use super::config::{SharedConfig, TcpConfig};
 use super::conn::{Connection, Event, State};
 use super::flow::FlowHashBuilder;
 use super::syncookie::{self, CookieTsOpts, SynCookies};
@@ -177,7 +177,8 @@ const EPHEMERAL: core::ops::RangeInclusive<u16> = 32768..=60999;
 
 /// The TCP layer of one worker. See the module documentation.
 pub struct TcpStack<B: PacketBuf> {
-    config: TcpConfig,
+    /// Shared by every connection of this stack (and no other stack).
+    config: SharedConfig,
     caps: ChecksumCaps,
     slots: Vec<Slot<B>>,
     free: Vec<u32>,
@@ -219,7 +220,7 @@ impl<B: PacketBuf> TcpStack<B> {
         let port_seed = u16::from_le_bytes([secret[40], secret[41]]);
         let span = EPHEMERAL.end() - EPHEMERAL.start() + 1;
         TcpStack {
-            config,
+            config: SharedConfig::new(config),
             caps,
             slots: Vec::new(),
             free: Vec::new(),

@@ -30,7 +30,7 @@ use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpRepr, TcpSeqNumber};
 
 use super::cc::{CongestionControl, CongestionController};
-use super::config::TcpConfig;
+use super::config::{SharedConfig, ToSharedConfig};
 use super::rtt::RttEstimator;
 use super::send::{seq_le, seq_lt, seq_max, Scoreboard, SendQueue};
 use super::timer::{Timer, TimerTable};
@@ -267,7 +267,7 @@ pub struct Connection<B: PacketBuf> {
     rxq: RecvQueue<B>,
     // --- cold ---
     tuple: FourTuple,
-    cfg: TcpConfig,
+    cfg: SharedConfig,
     stats: ConnStats,
 }
 
@@ -288,7 +288,7 @@ impl<B: PacketBuf> core::fmt::Debug for Connection<B> {
 }
 
 impl<B: PacketBuf> Connection<B> {
-    fn new(cfg: &TcpConfig, tuple: FourTuple, iss: u32, state: State) -> Self {
+    fn new(cfg: SharedConfig, tuple: FourTuple, iss: u32, state: State) -> Self {
         let mss = cfg.mss.max(64);
         Connection {
             state,
@@ -333,19 +333,20 @@ impl<B: PacketBuf> Connection<B> {
             sacks: Scoreboard::new(),
             rxq: RecvQueue::new(TcpSeqNumber(0), cfg.rcv_buf as usize, 0),
             tuple,
-            cfg: *cfg,
+            cfg,
             stats: ConnStats::default(),
         }
     }
 
     /// Active open (RFC 9293 §3.5): the SYN goes out on the next
-    /// [`poll_transmit`](Self::poll_transmit). State: SYN-SENT.
-    pub fn connect(cfg: &TcpConfig, tuple: FourTuple, iss: u32, now: Instant) -> Self {
-        let mut c = Self::new(cfg, tuple, iss, State::SynSent);
-        if cfg.timestamps {
+    /// [`poll_transmit`](Self::poll_transmit). State: SYN-SENT. `cfg`: a
+    /// [`SharedConfig`] to share or a [`TcpConfig`](super::TcpConfig) to copy.
+    pub fn connect(cfg: &impl ToSharedConfig, tuple: FourTuple, iss: u32, now: Instant) -> Self {
+        let mut c = Self::new(cfg.to_shared(), tuple, iss, State::SynSent);
+        if c.cfg.timestamps {
             c.flags |= F_TS;
         }
-        if cfg.sack {
+        if c.cfg.sack {
             c.flags |= F_SACK;
         }
         c.arm_rto(now);
@@ -356,13 +357,13 @@ impl<B: PacketBuf> Connection<B> {
     /// options negotiated from it, the SYN-ACK goes out on the next
     /// [`poll_transmit`](Self::poll_transmit). State: SYN-RECEIVED.
     pub fn accept(
-        cfg: &TcpConfig,
+        cfg: &impl ToSharedConfig,
         tuple: FourTuple,
         iss: u32,
         syn: &TcpRepr<'_>,
         now: Instant,
     ) -> Self {
-        let mut c = Self::new(cfg, tuple, iss, State::SynReceived);
+        let mut c = Self::new(cfg.to_shared(), tuple, iss, State::SynReceived);
         c.flags |= F_PASSIVE;
         c.take_syn(syn, now);
         c.arm_rto(now);
@@ -377,7 +378,7 @@ impl<B: PacketBuf> Connection<B> {
     /// so any data it carries is queued.
     #[allow(clippy::too_many_arguments)]
     pub fn accept_cookie(
-        cfg: &TcpConfig,
+        cfg: &impl ToSharedConfig,
         tuple: FourTuple,
         iss: u32,
         ack: &TcpRepr<'_>,
@@ -386,25 +387,25 @@ impl<B: PacketBuf> Connection<B> {
         sack: bool,
         now: Instant,
     ) -> Self {
-        let mut c = Self::new(cfg, tuple, iss, State::Established);
+        let mut c = Self::new(cfg.to_shared(), tuple, iss, State::Established);
         c.flags |= F_PASSIVE;
         let irs = ack.seq_number.0.wrapping_sub(1);
         c.irs = irs;
         c.rxq = RecvQueue::new(
             TcpSeqNumber(irs.wrapping_add(1)),
-            cfg.rcv_buf as usize,
-            usize::from(cfg.max_ooo_segments),
+            c.cfg.rcv_buf as usize,
+            usize::from(c.cfg.max_ooo_segments),
         );
         c.rcv_adv = irs.wrapping_add(1);
         c.last_ack_sent = irs.wrapping_add(1);
-        if let (Some(peer), Some(ours)) = (wscale, cfg.wscale_shift()) {
+        if let (Some(peer), Some(ours)) = (wscale, c.cfg.wscale_shift()) {
             c.snd_wscale = peer.min(14);
             c.rcv_wscale = ours;
         }
-        if sack && cfg.sack {
+        if sack && c.cfg.sack {
             c.flags |= F_SACK;
         }
-        if cfg.timestamps {
+        if c.cfg.timestamps {
             if let Some((tsval, _)) = ack.timestamp {
                 c.flags |= F_TS | F_TS_RECENT_VALID;
                 c.ts_recent = tsval;
@@ -490,6 +491,11 @@ impl<B: PacketBuf> Connection<B> {
     /// The 4-tuple.
     pub fn tuple(&self) -> FourTuple {
         self.tuple
+    }
+
+    /// The configuration this connection runs with.
+    pub fn config(&self) -> &SharedConfig {
+        &self.cfg
     }
 
     /// Counters.

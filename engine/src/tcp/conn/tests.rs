@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::buf::{HeapBuf, HeapPool};
-use crate::tcp::{CcAlgorithm, Keepalive};
+use crate::tcp::{CcAlgorithm, Keepalive, TcpConfig};
 use crate::time::Duration;
 use crate::wire::{ChecksumCaps, TcpPacket};
 use core::net::Ipv4Addr;
