@@ -8,7 +8,8 @@
 //!   data out (`recv`), drains events and released buffers, and builds the
 //!   ACK it owes (one per two segments): `tcp_conn/rx_segment/conn_only`;
 //! - `ack`: the sender takes one cumulative ACK for two segments and
-//!   releases the acknowledged buffers;
+//!   releases the acknowledged buffers: `tcp_conn/ack/two_segments`
+//!   without the parse;
 //! - `tx`: the sender builds one full data segment (`poll_transmit`).
 //!
 //! Each counted part is an `#[inline(never)]` function named `counted_*`:
@@ -252,8 +253,12 @@ fn main() {
                 p.deliver(true, acks);
             }
             "ack" => {
-                p.a_to_b();
-                let frames = p.frames(false);
+                // The receiver's ACK after every second segment.
+                let mut frames = Vec::new();
+                for f in p.frames(true) {
+                    p.deliver(false, vec![f]);
+                    frames.extend(p.frames(false));
+                }
                 let n = frames.len();
                 let segs: Vec<_> = frames.iter().map(|f| parse(f, B)).collect();
                 counted_ack(&mut p.a, p.now, segs, &mut spent);
