@@ -165,10 +165,6 @@ pub struct ConnStats {
     pub alloc_failures: u32,
 }
 
-/// In-order views a drained receive queue keeps room for (a few hundred
-/// bytes): see [`Connection::poll_recycle`].
-const IDLE_READY_KEEP: usize = 4;
-
 #[inline]
 pub(crate) fn bump(c: &mut u32) {
     *c = c.saturating_add(1);
@@ -205,9 +201,15 @@ const EV_CLOSED: u8 = 1 << 4;
 
 /// One TCP connection. See the module docs for the call order.
 ///
-/// Layout: the sequence-space variables touched by every segment come
-/// first, then the timers and estimators, then the queues, then the cold
-/// configuration and counters.
+/// Layout (`repr(C)` keeps the declared order, which the compiler would
+/// otherwise sort by alignment): the sequence-space variables and flags
+/// every segment touches first, with the configuration pointer and the
+/// timer table, then the receive and send queues, the estimators, and the
+/// cold state and counters last. Rarely used state (SACK scoreboard,
+/// reassembly set, a receive backlog) is boxed and allocated only while in
+/// use, so an idle connection holds no heap memory (DESIGN.md principle 6).
+/// `size_of::<Connection<HeapBuf>>()` is pinned by a test in `tests.rs`.
+#[repr(C)]
 pub struct Connection<B: PacketBuf> {
     // --- hot: every segment ---
     state: State,
@@ -219,39 +221,45 @@ pub struct Connection<B: PacketBuf> {
     snd_nxt: u32,
     /// Highest sequence number sent (SND.MAX; RFC 6675 HighData).
     snd_max: u32,
-    /// End of the last sub-MSS segment sent (Minshall's Nagle variant).
-    snd_sml: u32,
     snd_wnd: u32,
     snd_wl1: u32,
     snd_wl2: u32,
     max_snd_wnd: u32,
     /// Right edge of the window last advertised.
     rcv_adv: u32,
+    /// RCV.NXT in the last ACK sent (RFC 7323 §4.3 Last.ACK.sent).
+    last_ack_sent: u32,
+    ts_recent: u32,
+    ts_offset: u32,
     /// Sender payload size per segment (peer MSS, clamped, less the
     /// timestamp option).
     mss: u16,
     dup_acks: u8,
     /// Full-sized segments received since our last ACK (RFC 1122 §4.2.3.2).
     unacked_segs: u8,
+    /// End of the last sub-MSS segment sent (Minshall's Nagle variant).
+    snd_sml: u32,
     /// RFC 6582 `recover`: SND.MAX when recovery began.
     recover: u32,
     /// RFC 6675 HighRxt.
     high_rxt: u32,
-    /// Bytes counted out of the pipe for duplicate ACKs without SACK.
-    dup_bytes: u32,
-    ts_recent: u32,
-    ts_offset: u32,
-    /// RCV.NXT in the last ACK sent (RFC 7323 §4.3 Last.ACK.sent).
-    last_ack_sent: u32,
+    cfg: SharedConfig,
+    timers: TimerTable,
+    // --- queues ---
+    rxq: RecvQueue<B>,
+    sendq: SendQueue<B>,
+    sacks: Scoreboard,
+    // --- estimators (every ACK of new data) ---
+    rtt: RttEstimator,
     /// Sequence number whose ACK gives an RTT sample (Karn, no timestamps).
     rtt_seq: u32,
     rtt_sent: Instant,
+    cc: CongestionControl,
+    // --- cold ---
+    /// Bytes counted out of the pipe for duplicate ACKs without SACK.
+    dup_bytes: u32,
     iss: u32,
     irs: u32,
-    // --- timers and estimators ---
-    timers: TimerTable,
-    rtt: RttEstimator,
-    cc: CongestionControl,
     /// Consecutive retransmission timeouts (SYN or data).
     retries: u8,
     persist_backoff: u8,
@@ -261,13 +269,7 @@ pub struct Connection<B: PacketBuf> {
     rst_ack: u32,
     challenge_count: u32,
     challenge_epoch: Instant,
-    // --- queues ---
-    sendq: SendQueue<B>,
-    sacks: Scoreboard,
-    rxq: RecvQueue<B>,
-    // --- cold ---
     tuple: FourTuple,
-    cfg: SharedConfig,
     stats: ConnStats,
 }
 
@@ -567,9 +569,7 @@ impl<B: PacketBuf> Connection<B> {
         }
         if self.sendq.is_empty() && self.rxq.buffered() == 0 {
             self.sendq.shrink_if_idle();
-            // Room for a few in-order views stays: freeing it on every
-            // drain cost an allocation and a free per received segment.
-            self.rxq.shrink_to(IDLE_READY_KEEP);
+            self.rxq.shrink_to_fit();
         }
         None
     }
