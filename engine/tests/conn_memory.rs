@@ -268,4 +268,8 @@ fn idle_established_connection_memory() {
     );
     let used = per_connection(ka, N, true);
     println!("idle after 100 bytes each way, keep-alive on: {used:.0} bytes");
+    // Everything included, tables' slack too: at most 1 KiB each.
+    for per in [plain, with_ka, used] {
+        assert!(per <= 1024.0, "{per:.0} bytes per idle connection");
+    }
 }

@@ -156,7 +156,8 @@ struct Listener {
 struct Entry<B: PacketBuf> {
     conn: Connection<B>,
     timer: Option<TimerHandle>,
-    deadline: Option<Instant>,
+    /// The deadline the timer was filed for ([`encode_deadline`]).
+    deadline: u64,
     /// The listening port while the connection counts against its backlog
     /// (SYN-RECEIVED) or sits in its accept queue.
     listener: Option<u16>,
@@ -167,6 +168,64 @@ struct Entry<B: PacketBuf> {
 struct Slot<B: PacketBuf> {
     generation: u32,
     entry: Option<Entry<B>>,
+}
+
+/// A connection's next deadline in 8 bytes rather than an
+/// `Option<Instant>`'s 16: nanoseconds, `u64::MAX` for none (a timer table
+/// never reports that as a deadline: it is its "stopped").
+fn encode_deadline(d: Option<Instant>) -> u64 {
+    d.map_or(u64::MAX, Instant::as_nanos)
+}
+
+/// Slots per chunk of the slot table, as a shift.
+const SLOT_CHUNK_SHIFT: u32 = 10;
+const SLOT_CHUNK: usize = 1 << SLOT_CHUNK_SHIFT;
+
+/// The connection slots, indexed by `ConnId::index`, in chunks of
+/// `SLOT_CHUNK`: growing appends a chunk and never moves the slots already
+/// there (one `Vec` of ten million slots would copy gigabytes each time it
+/// doubled, and keep up to half of its capacity unused); at most one chunk
+/// is partly used.
+struct Slots<B: PacketBuf> {
+    chunks: Vec<Vec<Slot<B>>>,
+    len: u32,
+}
+
+impl<B: PacketBuf> Slots<B> {
+    const fn new() -> Self {
+        Slots {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn get(&self, index: u32) -> Option<&Slot<B>> {
+        self.chunks
+            .get((index >> SLOT_CHUNK_SHIFT) as usize)?
+            .get(index as usize & (SLOT_CHUNK - 1))
+    }
+
+    #[inline]
+    fn get_mut(&mut self, index: u32) -> Option<&mut Slot<B>> {
+        self.chunks
+            .get_mut((index >> SLOT_CHUNK_SHIFT) as usize)?
+            .get_mut(index as usize & (SLOT_CHUNK - 1))
+    }
+
+    /// A new empty slot's index, or `None` when `u32` indices ran out.
+    fn grow(&mut self) -> Option<u32> {
+        let index = self.len;
+        self.len = self.len.checked_add(1)?;
+        if self.chunks.last().is_none_or(|c| c.len() == SLOT_CHUNK) {
+            self.chunks.push(Vec::new());
+        }
+        self.chunks.last_mut()?.push(Slot {
+            generation: 0,
+            entry: None,
+        });
+        Some(index)
+    }
 }
 
 /// Most stateless replies (RSTs, cookie SYN-ACKs) waiting to be sent.
@@ -180,7 +239,7 @@ pub struct TcpStack<B: PacketBuf> {
     /// Shared by every connection of this stack (and no other stack).
     config: SharedConfig,
     caps: ChecksumCaps,
-    slots: Vec<Slot<B>>,
+    slots: Slots<B>,
     free: Vec<u32>,
     flows: HashMap<FourTuple, u32, FlowHashBuilder>,
     listeners: HashMap<u16, Listener>,
@@ -222,7 +281,7 @@ impl<B: PacketBuf> TcpStack<B> {
         TcpStack {
             config: SharedConfig::new(config),
             caps,
-            slots: Vec::new(),
+            slots: Slots::new(),
             free: Vec::new(),
             flows: HashMap::with_hasher(FlowHashBuilder::new(flow_key)),
             listeners: HashMap::new(),
@@ -347,7 +406,7 @@ impl<B: PacketBuf> TcpStack<B> {
     /// The connection on `tuple`, if any (any state but CLOSED).
     pub fn lookup(&self, tuple: &FourTuple) -> Option<ConnId> {
         let index = *self.flows.get(tuple)?;
-        let slot = self.slots.get(index as usize)?;
+        let slot = self.slots.get(index)?;
         slot.entry.as_ref().map(|_| ConnId {
             index,
             generation: slot.generation,
@@ -357,7 +416,7 @@ impl<B: PacketBuf> TcpStack<B> {
     /// A connection, to read its state.
     pub fn conn(&self, id: ConnId) -> Option<&Connection<B>> {
         self.slots
-            .get(id.index as usize)
+            .get(id.index)
             .filter(|s| s.generation == id.generation)
             .and_then(|s| s.entry.as_ref())
             .map(|e| &e.conn)
@@ -420,7 +479,7 @@ impl<B: PacketBuf> TcpStack<B> {
                 && !seg.flags.contains(TcpFlags::ACK)
                 && self
                     .slots
-                    .get(index as usize)
+                    .get(index)
                     .and_then(|s| s.entry.as_ref())
                     .is_some_and(|e| {
                         e.conn.state() == State::TimeWait && e.conn.time_wait_accepts_syn(&seg)
@@ -430,11 +489,7 @@ impl<B: PacketBuf> TcpStack<B> {
                 self.stats.time_wait_reused += 1;
                 self.remove(index);
             } else {
-                if let Some(e) = self
-                    .slots
-                    .get_mut(index as usize)
-                    .and_then(|s| s.entry.as_mut())
-                {
+                if let Some(e) = self.slots.get_mut(index).and_then(|s| s.entry.as_mut()) {
                     e.conn.handle_segment(now, &seg, payload);
                 }
                 // Back to the pool: a handle still shared with the payload
@@ -647,7 +702,7 @@ impl<B: PacketBuf> TcpStack<B> {
                 continue;
             };
             e.timer = None;
-            e.deadline = None;
+            e.deadline = encode_deadline(None);
             e.conn.handle_timeout(now);
             self.touch(id.index, now);
         }
@@ -673,11 +728,7 @@ impl<B: PacketBuf> TcpStack<B> {
             }
         }
         while let Some(&index) = self.dirty.front() {
-            let Some(e) = self
-                .slots
-                .get_mut(index as usize)
-                .and_then(|s| s.entry.as_mut())
-            else {
+            let Some(e) = self.slots.get_mut(index).and_then(|s| s.entry.as_mut()) else {
                 self.dirty.pop_front();
                 continue;
             };
@@ -706,7 +757,7 @@ impl<B: PacketBuf> TcpStack<B> {
 
     fn entry_mut(&mut self, id: ConnId) -> Option<&mut Entry<B>> {
         self.slots
-            .get_mut(id.index as usize)
+            .get_mut(id.index)
             .filter(|s| s.generation == id.generation)
             .and_then(|s| s.entry.as_mut())
     }
@@ -720,24 +771,19 @@ impl<B: PacketBuf> TcpStack<B> {
         let entry = Entry {
             conn,
             timer: None,
-            deadline: None,
+            deadline: encode_deadline(None),
             listener,
             accepted_queue: false,
             dirty: false,
         };
         let index = match self.free.pop() {
             Some(i) => i,
-            None => {
-                let i =
-                    u32::try_from(self.slots.len()).map_err(|_| StackError::TooManyConnections)?;
-                self.slots.push(Slot {
-                    generation: 0,
-                    entry: None,
-                });
-                i
-            }
+            None => self.slots.grow().ok_or(StackError::TooManyConnections)?,
         };
-        let slot = &mut self.slots[index as usize];
+        let slot = self
+            .slots
+            .get_mut(index)
+            .ok_or(StackError::TooManyConnections)?;
         slot.entry = Some(entry);
         self.flows.insert(tuple, index);
         Ok(ConnId {
@@ -749,11 +795,7 @@ impl<B: PacketBuf> TcpStack<B> {
     /// After anything happened to connection `index`: schedule it for
     /// transmission and bring its events, buffers and timer up to date.
     fn touch(&mut self, index: u32, now: Instant) {
-        let Some(e) = self
-            .slots
-            .get_mut(index as usize)
-            .and_then(|s| s.entry.as_mut())
-        else {
+        let Some(e) = self.slots.get_mut(index).and_then(|s| s.entry.as_mut()) else {
             return;
         };
         if !e.dirty {
@@ -766,7 +808,7 @@ impl<B: PacketBuf> TcpStack<B> {
     /// Collects a connection's events and buffers, re-files its timer, and
     /// removes it once CLOSED.
     fn settle(&mut self, index: u32, _now: Instant) {
-        let Some(slot) = self.slots.get_mut(index as usize) else {
+        let Some(slot) = self.slots.get_mut(index) else {
             return;
         };
         let id = ConnId {
@@ -798,8 +840,8 @@ impl<B: PacketBuf> TcpStack<B> {
             self.events.push_back((id, ev));
         }
         let deadline = e.conn.poll_timeout();
-        if deadline != e.deadline {
-            e.deadline = deadline;
+        if encode_deadline(deadline) != e.deadline {
+            e.deadline = encode_deadline(deadline);
             // TCP timers are due on their tick. The wheel is exact up to
             // `PRECISE_TICKS` ahead and a bounded fraction late beyond; a far
             // deadline (TIME-WAIT, keep-alive, a long RTO backoff) is filed
@@ -828,7 +870,7 @@ impl<B: PacketBuf> TcpStack<B> {
 
     /// Drops connection `index` from every table.
     fn remove(&mut self, index: u32) {
-        let Some(slot) = self.slots.get_mut(index as usize) else {
+        let Some(slot) = self.slots.get_mut(index) else {
             return;
         };
         let Some(mut e) = slot.entry.take() else {
