@@ -370,6 +370,21 @@ impl<B: PacketBuf> RecvQueue<B> {
         self.stats
     }
 
+    /// Appends `buf.as_slice()[..len]`, the next in-order bytes, which
+    /// [`takes_in_order`](Self::takes_in_order) accepted and `buf` holds:
+    /// what [`insert`](Self::insert) does then, without its checks. Returns
+    /// the buffer when it is shorter than `len` (nothing queued).
+    #[inline]
+    pub fn push_in_order(&mut self, buf: B, len: u32) -> Result<(), B> {
+        if buf.len() < len as usize {
+            bump(&mut self.stats.invalid_range);
+            return Err(buf);
+        }
+        debug_assert!(self.takes_in_order(len));
+        self.append_in_order(Chunk { buf, off: 0, len });
+        Ok(())
+    }
+
     /// Offers one segment's payload, `buf.as_slice()[payload]`, starting at
     /// sequence number `seq`. See [`Insert`] for the outcomes.
     pub fn insert(&mut self, seq: TcpSeqNumber, buf: B, payload: Range<usize>) -> Insert<B> {

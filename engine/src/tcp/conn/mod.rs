@@ -37,6 +37,7 @@ use super::timer::{Timer, TimerTable};
 use super::FourTuple;
 
 mod check;
+mod fast;
 mod input;
 mod output;
 mod timers;
@@ -536,26 +537,21 @@ impl<B: PacketBuf> Connection<B> {
     }
 
     /// The next application event.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
-        for bit in [
-            EV_CONNECTED,
-            EV_WRITABLE,
-            EV_READABLE,
-            EV_PEER_FIN,
-            EV_CLOSED,
-        ] {
-            if self.events & bit != 0 {
-                self.events &= !bit;
-                return Some(match bit {
-                    EV_CONNECTED => Event::Connected,
-                    EV_WRITABLE => Event::Writable,
-                    EV_READABLE => Event::Readable,
-                    EV_PEER_FIN => Event::PeerFin,
-                    _ => Event::Closed(self.close_reason),
-                });
-            }
+        if self.events == 0 {
+            return None;
         }
-        None
+        // The bits' order is the delivery order: lowest first.
+        let bit = self.events & self.events.wrapping_neg();
+        self.events &= !bit;
+        Some(match bit {
+            EV_CONNECTED => Event::Connected,
+            EV_WRITABLE => Event::Writable,
+            EV_READABLE => Event::Readable,
+            EV_PEER_FIN => Event::PeerFin,
+            _ => Event::Closed(self.close_reason),
+        })
     }
 
     /// A buffer the connection let go of (acknowledged data, duplicate or
@@ -787,6 +783,7 @@ impl<B: PacketBuf> Connection<B> {
         self.timers.set(Timer::Persist, now + d);
     }
 
+    #[inline]
     fn arm_keepalive(&mut self, now: Instant) {
         if let Some(k) = self.cfg.keepalive {
             if self.state.is_synchronized() && self.state != State::TimeWait {
