@@ -14,7 +14,8 @@
 //! - **TIME-WAIT reuse**: a SYN for a 4-tuple in TIME-WAIT replaces it when
 //!   the connection allows it (RFC 6191);
 //! - **timers**: one entry per connection in a [`TimerWheel`], re-filed
-//!   whenever the connection's next deadline moves.
+//!   when the connection's next deadline moves earlier; a deadline that
+//!   moves later (or goes) is caught up with when the entry fires.
 //!
 //! # Call order (once per worker loop iteration)
 //! 1. [`handle_packet`](TcpStack::handle_packet) for each IPv4 delivery of
@@ -689,7 +690,8 @@ impl<B: PacketBuf> TcpStack<B> {
     // ----- timers -----
 
     /// The earliest time `handle_timeout` has work: a lower bound (the wheel
-    /// may come due up to 511 ms before a timer and re-file it, after which
+    /// may come due up to 511 ms before a timer and re-file it, and an entry
+    /// stays at a deadline that has since moved later or gone, after which
     /// this gives a later time), never later than the next timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.wheel.next_deadline()
@@ -839,28 +841,26 @@ impl<B: PacketBuf> TcpStack<B> {
             }
             self.events.push_back((id, ev));
         }
-        let deadline = e.conn.poll_timeout();
-        if encode_deadline(deadline) != e.deadline {
-            e.deadline = encode_deadline(deadline);
+        // Filed again only when the deadline moves earlier (or nothing is
+        // filed). A later one (the RTO restarted by an ACK, the delayed
+        // ACK sent and re-armed, a timer stopped) leaves the entry where it
+        // is: it fires early, the connection finds nothing due, and it is
+        // filed at the deadline of that moment. One wheel operation per
+        // timer that comes closer instead of one per segment.
+        let deadline = encode_deadline(e.conn.poll_timeout());
+        if deadline < e.deadline {
+            e.deadline = deadline;
             // TCP timers are due on their tick. The wheel is exact up to
             // `PRECISE_TICKS` ahead and a bounded fraction late beyond; a far
             // deadline (TIME-WAIT, keep-alive, a long RTO backoff) is filed
             // early by that bound, so it fires at or before the deadline,
             // and the remainder is filed again then (a no-op wake-up for
             // the connection; a few in a long timer's life).
-            let file_at = deadline.map(|d| d - self.wheel.lateness_for(d));
-            match (e.timer, file_at) {
-                (Some(h), Some(d)) => {
-                    if !self.wheel.reschedule(h, d) {
-                        e.timer = self.wheel.insert(d, id).ok();
-                    }
-                }
-                (None, Some(d)) => e.timer = self.wheel.insert(d, id).ok(),
-                (Some(h), None) => {
-                    self.wheel.cancel(h);
-                    e.timer = None;
-                }
-                (None, None) => {}
+            let d = Instant::from_nanos(deadline);
+            let file_at = d - self.wheel.lateness_for(d);
+            let rescheduled = e.timer.is_some_and(|h| self.wheel.reschedule(h, file_at));
+            if !rescheduled {
+                e.timer = self.wheel.insert(file_at, id).ok();
             }
         }
         if e.conn.state() == State::Closed && !e.dirty {
