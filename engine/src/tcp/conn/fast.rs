@@ -330,6 +330,15 @@ mod tests {
     #[test]
     fn prediction_is_invisible_with_options() {
         compare(&TcpConfig::default(), 0..12);
+        let keepalive = TcpConfig {
+            keepalive: Some(crate::tcp::Keepalive {
+                idle: Duration::from_millis(300),
+                interval: Duration::from_millis(100),
+                probes: 3,
+            }),
+            ..TcpConfig::default()
+        };
+        compare(&keepalive, 50..56);
     }
 
     #[test]
