@@ -55,7 +55,23 @@ impl<B: PacketBuf> Connection<B> {
 
     /// [`poll_transmit`](Self::poll_transmit) past the quick check.
     fn transmit(&mut self, now: Instant, alloc: &mut impl BufAlloc<Buf = B>) -> Option<B> {
-        let plan = self.plan(now)?;
+        let plan = if self.at_most_ack() {
+            // The pure ACK owed (a receiver's common case).
+            let ack = Plan {
+                kind: Kind::Ack,
+                seq: self.snd_max,
+                len: 0,
+                fin: false,
+                psh: false,
+            };
+            debug_assert_eq!(
+                self.plan(now).map(|p| (p.kind, p.seq)),
+                Some((ack.kind, ack.seq))
+            );
+            ack
+        } else {
+            self.plan(now)?
+        };
         let payload = if plan.len > 0 {
             let off = plan.seq.wrapping_sub(self.data_base());
             Some(self.sendq.segment(off, plan.len)?)
@@ -104,20 +120,22 @@ impl<B: PacketBuf> Connection<B> {
 
     /// Whether [`plan`](Self::plan) would find nothing to send, decided
     /// from the flags and the send queue alone (the common call, after a
-    /// segment that needs no answer): established, no flag that asks for
-    /// a segment, no recovery or FIN, everything queued already sent. Every
-    /// flag that makes `plan` send must be in the mask.
+    /// segment that needs no answer).
     #[inline]
     fn nothing_to_send(&self) -> bool {
-        const WANTS_OUTPUT: u32 = F_RST_PENDING
-            | F_ACK_NOW
-            | F_PROBE
-            | F_KEEPALIVE
-            | F_REXMIT_HEAD
-            | F_RECOVERY
-            | F_FIN_QUEUED;
+        self.flags & F_ACK_NOW == 0 && self.at_most_ack()
+    }
+
+    /// Whether `plan` could yield nothing but a pure ACK: established, no
+    /// flag that asks for another segment, no recovery or FIN, everything
+    /// queued already sent. Every flag that makes `plan` send something
+    /// else must be in the mask.
+    #[inline]
+    fn at_most_ack(&self) -> bool {
+        const WANTS_OTHER: u32 =
+            F_RST_PENDING | F_PROBE | F_KEEPALIVE | F_REXMIT_HEAD | F_RECOVERY | F_FIN_QUEUED;
         self.state == State::Established
-            && self.flags & WANTS_OUTPUT == 0
+            && self.flags & WANTS_OTHER == 0
             && self.snd_nxt.wrapping_sub(self.snd_una) == self.sendq.len()
     }
 
