@@ -353,7 +353,7 @@ impl<B: PacketBuf> RecvQueue<B> {
     /// Whether out-of-order data is held (there are holes before it).
     #[inline]
     pub fn has_gaps(&self) -> bool {
-        self.reasm.is_some()
+        self.reasm.as_ref().is_some_and(|r| !r.ooo.is_empty())
     }
 
     /// Whether the next in-order segment of `len` bytes at `rcv_nxt` can

@@ -300,7 +300,7 @@ impl<B: PacketBuf> Connection<B> {
     /// immediately for out-of-order data, hole fills and duplicates, at
     /// least every second full-sized segment, else after the delayed-ACK
     /// timeout (RFC 5681 §4.2, RFC 1122 §4.2.3.2).
-    pub(super) fn input_data(&mut self, now: Instant, seq: u32, plen: u32, payload: Option<B>) {
+    fn input_data(&mut self, now: Instant, seq: u32, plen: u32, payload: Option<B>) {
         if !matches!(
             self.state,
             State::Established | State::FinWait1 | State::FinWait2
