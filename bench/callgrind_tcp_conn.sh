@@ -17,7 +17,7 @@ for mode in rx ack tx; do
     valgrind --tool=callgrind --callgrind-out-file="$out/$mode.out" \
         --toggle-collect="*counted_${mode}*" "$bin" "$mode" "$segments" \
         >"$out/$mode.txt" 2>"$out/$mode.err"
-    n=$(awk '{print $2}' "$out/$mode.txt")
+    n=$(awk '{print $2}' "$out/$mode.txt" | tr -d ';')
     ir=$(awk '/^summary:/ {print $2}' "$out/$mode.out")
     awk -v m="$mode" -v n="$n" -v ir="$ir" \
         'BEGIN { printf "%-6s %10d %14d %12.1f\n", m, n, ir, ir / n }'
