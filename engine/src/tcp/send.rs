@@ -54,7 +54,7 @@ pub struct SendQueue<B> {
     /// Bytes held (the sum of the buffers' lengths).
     len: u32,
     /// Lookup hint: index of a buffer and the offset it starts at.
-    hint_idx: usize,
+    hint_idx: u32,
     hint_off: u32,
     /// Buffers fully acknowledged, for the driver's pool.
     recycle: Vec<B>,
@@ -237,15 +237,16 @@ impl<B: PacketBuf> SendQueue<B> {
         if off >= self.len {
             return None;
         }
-        let (mut i, mut start) = if self.hint_idx < self.bufs.len() && self.hint_off <= off {
-            (self.hint_idx, self.hint_off)
-        } else {
-            (0, 0)
-        };
+        let (mut i, mut start) =
+            if (self.hint_idx as usize) < self.bufs.len() && self.hint_off <= off {
+                (self.hint_idx as usize, self.hint_off)
+            } else {
+                (0, 0)
+            };
         while let Some(b) = self.bufs.get(i) {
             let l = b.len() as u32;
             if off < start + l {
-                self.hint_idx = i;
+                self.hint_idx = i as u32;
                 self.hint_off = start;
                 return Some((i, start));
             }
@@ -288,9 +289,15 @@ impl<B: PacketBuf> SendQueue<B> {
 pub const MAX_SACK_RANGES: usize = 64;
 
 /// The SACK scoreboard (RFC 6675 §3): SACKed ranges above SND.UNA, sorted,
-/// merged, as absolute sequence numbers.
+/// merged, as absolute sequence numbers. Boxed, and only while it holds a
+/// range: most connections never see a loss (DESIGN.md principle 6).
 #[derive(Debug, Default)]
 pub struct Scoreboard {
+    board: Option<Box<Board>>,
+}
+
+#[derive(Debug, Default)]
+struct Board {
     ranges: Vec<(u32, u32)>,
     sacked: u32,
 }
@@ -298,38 +305,35 @@ pub struct Scoreboard {
 impl Scoreboard {
     /// An empty scoreboard; allocates nothing.
     pub const fn new() -> Self {
-        Scoreboard {
-            ranges: Vec::new(),
-            sacked: 0,
-        }
+        Scoreboard { board: None }
     }
 
     /// Bytes SACKed above SND.UNA.
     #[inline]
     pub fn sacked_bytes(&self) -> u32 {
-        self.sacked
+        self.board.as_ref().map_or(0, |b| b.sacked)
     }
 
     /// Whether nothing is SACKed.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
+        self.board.is_none()
     }
 
     /// The ranges, lowest first.
+    #[inline]
     pub fn ranges(&self) -> &[(u32, u32)] {
-        &self.ranges
+        self.board.as_ref().map_or(&[], |b| &b.ranges)
     }
 
     /// Highest SACKed sequence number (right edge), if any.
     pub fn high_sacked(&self) -> Option<u32> {
-        self.ranges.last().map(|r| r.1)
+        self.ranges().last().map(|r| r.1)
     }
 
     /// Forgets everything (RTO, RFC 6675 §5.1; reneging, RFC 2018 §8).
     pub fn clear(&mut self) {
-        self.ranges = Vec::new();
-        self.sacked = 0;
+        self.board = None;
     }
 
     /// Records a SACK block `[l, r)`. Blocks not inside `(una, max]` are
@@ -339,7 +343,68 @@ impl Scoreboard {
         if !seq_lt(l, r) || !seq_le(r, max) || !seq_lt(una, r) {
             return None;
         }
-        let l = seq_max(l, una);
+        Some(
+            self.board
+                .get_or_insert_with(Box::default)
+                .add(seq_max(l, una), r),
+        )
+    }
+
+    /// SND.UNA moved to `una`: forget what lies below it.
+    #[inline]
+    pub fn ack(&mut self, una: u32) {
+        if let Some(b) = self.board.as_mut() {
+            b.ack(una);
+            if b.ranges.is_empty() {
+                self.board = None;
+            }
+        }
+    }
+
+    /// Whether `seq` is SACKed, and if so where its range ends.
+    pub fn sacked_end(&self, seq: u32) -> Option<u32> {
+        self.ranges()
+            .iter()
+            .find(|&&(a, b)| seq_le(a, seq) && seq_lt(seq, b))
+            .map(|r| r.1)
+    }
+
+    /// The first SACKed range starting above `seq`.
+    pub fn next_above(&self, seq: u32) -> Option<(u32, u32)> {
+        self.ranges().iter().copied().find(|&(a, _)| seq_lt(seq, a))
+    }
+
+    /// RFC 6675 `IsLost` as one edge: every un-SACKed byte below the
+    /// returned sequence number has more than `thresh` bytes SACKed above
+    /// it, so it is deemed lost. `None` when no byte is.
+    pub fn lost_edge(&self, thresh: u32) -> Option<u32> {
+        let mut above = 0u32;
+        for &(a, b) in self.ranges().iter().rev() {
+            above = above.saturating_add(b.wrapping_sub(a));
+            if above > thresh {
+                return Some(a);
+            }
+        }
+        None
+    }
+
+    /// SACKed bytes inside `[from, to)`.
+    pub fn sacked_in(&self, from: u32, to: u32) -> u32 {
+        let mut n = 0u32;
+        for &(a, b) in self.ranges() {
+            let lo = seq_max(a, from);
+            let hi = seq_min(b, to);
+            if seq_lt(lo, hi) {
+                n += hi.wrapping_sub(lo);
+            }
+        }
+        n
+    }
+}
+
+impl Board {
+    /// [`Scoreboard::add`] of a checked block `[l, r)`.
+    fn add(&mut self, l: u32, r: u32) -> u32 {
         let before = self.sacked;
         // Find the insertion point and merge with overlapping/adjacent ranges.
         let mut nl = l;
@@ -370,11 +435,10 @@ impl Scoreboard {
         }
         self.ranges.insert(i, (nl, nr));
         self.sacked += nr.wrapping_sub(nl);
-        Some(self.sacked.saturating_sub(before))
+        self.sacked.saturating_sub(before)
     }
 
-    /// SND.UNA moved to `una`: forget what lies below it.
-    pub fn ack(&mut self, una: u32) {
+    fn ack(&mut self, una: u32) {
         while let Some(&(a, b)) = self.ranges.first() {
             if seq_le(b, una) {
                 self.sacked -= b.wrapping_sub(a);
@@ -387,49 +451,6 @@ impl Scoreboard {
                 break;
             }
         }
-        if self.ranges.is_empty() && self.ranges.capacity() > 0 {
-            self.ranges = Vec::new();
-        }
-    }
-
-    /// Whether `seq` is SACKed, and if so where its range ends.
-    pub fn sacked_end(&self, seq: u32) -> Option<u32> {
-        self.ranges
-            .iter()
-            .find(|&&(a, b)| seq_le(a, seq) && seq_lt(seq, b))
-            .map(|r| r.1)
-    }
-
-    /// The first SACKed range starting above `seq`.
-    pub fn next_above(&self, seq: u32) -> Option<(u32, u32)> {
-        self.ranges.iter().copied().find(|&(a, _)| seq_lt(seq, a))
-    }
-
-    /// RFC 6675 `IsLost` as one edge: every un-SACKed byte below the
-    /// returned sequence number has more than `thresh` bytes SACKed above
-    /// it, so it is deemed lost. `None` when no byte is.
-    pub fn lost_edge(&self, thresh: u32) -> Option<u32> {
-        let mut above = 0u32;
-        for &(a, b) in self.ranges.iter().rev() {
-            above = above.saturating_add(b.wrapping_sub(a));
-            if above > thresh {
-                return Some(a);
-            }
-        }
-        None
-    }
-
-    /// SACKed bytes inside `[from, to)`.
-    pub fn sacked_in(&self, from: u32, to: u32) -> u32 {
-        let mut n = 0u32;
-        for &(a, b) in &self.ranges {
-            let lo = seq_max(a, from);
-            let hi = seq_min(b, to);
-            if seq_lt(lo, hi) {
-                n += hi.wrapping_sub(lo);
-            }
-        }
-        n
     }
 }
 

@@ -30,13 +30,14 @@ use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpRepr, TcpSeqNumber};
 
 use super::cc::{CongestionControl, CongestionController};
-use super::config::TcpConfig;
+use super::config::{SharedConfig, ToSharedConfig};
 use super::rtt::RttEstimator;
 use super::send::{seq_le, seq_lt, seq_max, Scoreboard, SendQueue};
 use super::timer::{Timer, TimerTable};
 use super::FourTuple;
 
 mod check;
+mod fast;
 mod input;
 mod output;
 mod timers;
@@ -200,10 +201,6 @@ pub struct ConnStats {
     pub alloc_failures: u32,
 }
 
-/// In-order views a drained receive queue keeps room for (a few hundred
-/// bytes): see [`Connection::poll_recycle`].
-const IDLE_READY_KEEP: usize = 4;
-
 #[inline]
 pub(crate) fn bump(c: &mut u32) {
     *c = c.saturating_add(1);
@@ -240,9 +237,15 @@ const EV_CLOSED: u8 = 1 << 4;
 
 /// One TCP connection. See the module docs for the call order.
 ///
-/// Layout: the sequence-space variables touched by every segment come
-/// first, then the timers and estimators, then the queues, then the cold
-/// configuration and counters.
+/// Layout (`repr(C)` keeps the declared order, which the compiler would
+/// otherwise sort by alignment): the sequence-space variables and flags
+/// every segment touches first, with the configuration pointer and the
+/// timer table, then the receive and send queues, the estimators, and the
+/// cold state and counters last. Rarely used state (SACK scoreboard,
+/// reassembly set, a receive backlog) is boxed and allocated only while in
+/// use, so an idle connection holds no heap memory (DESIGN.md principle 6).
+/// `size_of::<Connection<HeapBuf>>()` is pinned by a test in `tests.rs`.
+#[repr(C)]
 pub struct Connection<B: PacketBuf> {
     // --- hot: every segment ---
     state: State,
@@ -254,39 +257,45 @@ pub struct Connection<B: PacketBuf> {
     snd_nxt: u32,
     /// Highest sequence number sent (SND.MAX; RFC 6675 HighData).
     snd_max: u32,
-    /// End of the last sub-MSS segment sent (Minshall's Nagle variant).
-    snd_sml: u32,
     snd_wnd: u32,
     snd_wl1: u32,
     snd_wl2: u32,
     max_snd_wnd: u32,
     /// Right edge of the window last advertised.
     rcv_adv: u32,
+    /// RCV.NXT in the last ACK sent (RFC 7323 §4.3 Last.ACK.sent).
+    last_ack_sent: u32,
+    ts_recent: u32,
+    ts_offset: u32,
     /// Sender payload size per segment (peer MSS, clamped, less the
     /// timestamp option).
     mss: u16,
     dup_acks: u8,
     /// Full-sized segments received since our last ACK (RFC 1122 §4.2.3.2).
     unacked_segs: u8,
+    /// End of the last sub-MSS segment sent (Minshall's Nagle variant).
+    snd_sml: u32,
     /// RFC 6582 `recover`: SND.MAX when recovery began.
     recover: u32,
     /// RFC 6675 HighRxt.
     high_rxt: u32,
-    /// Bytes counted out of the pipe for duplicate ACKs without SACK.
-    dup_bytes: u32,
-    ts_recent: u32,
-    ts_offset: u32,
-    /// RCV.NXT in the last ACK sent (RFC 7323 §4.3 Last.ACK.sent).
-    last_ack_sent: u32,
+    cfg: SharedConfig,
+    timers: TimerTable,
+    // --- queues ---
+    rxq: RecvQueue<B>,
+    sendq: SendQueue<B>,
+    sacks: Scoreboard,
+    // --- estimators (every ACK of new data) ---
+    rtt: RttEstimator,
     /// Sequence number whose ACK gives an RTT sample (Karn, no timestamps).
     rtt_seq: u32,
     rtt_sent: Instant,
+    cc: CongestionControl,
+    // --- cold ---
+    /// Bytes counted out of the pipe for duplicate ACKs without SACK.
+    dup_bytes: u32,
     iss: u32,
     irs: u32,
-    // --- timers and estimators ---
-    timers: TimerTable,
-    rtt: RttEstimator,
-    cc: CongestionControl,
     /// Consecutive retransmission timeouts (SYN or data).
     retries: u8,
     persist_backoff: u8,
@@ -296,13 +305,7 @@ pub struct Connection<B: PacketBuf> {
     rst_ack: u32,
     challenge_count: u32,
     challenge_epoch: Instant,
-    // --- queues ---
-    sendq: SendQueue<B>,
-    sacks: Scoreboard,
-    rxq: RecvQueue<B>,
-    // --- cold ---
     tuple: FourTuple,
-    cfg: TcpConfig,
     stats: ConnStats,
 }
 
@@ -323,7 +326,7 @@ impl<B: PacketBuf> core::fmt::Debug for Connection<B> {
 }
 
 impl<B: PacketBuf> Connection<B> {
-    fn new(cfg: &TcpConfig, tuple: FourTuple, iss: u32, state: State) -> Self {
+    fn new(cfg: SharedConfig, tuple: FourTuple, iss: u32, state: State) -> Self {
         let mss = cfg.mss.max(64);
         Connection {
             state,
@@ -368,19 +371,20 @@ impl<B: PacketBuf> Connection<B> {
             sacks: Scoreboard::new(),
             rxq: RecvQueue::new(TcpSeqNumber(0), cfg.rcv_buf as usize, 0),
             tuple,
-            cfg: *cfg,
+            cfg,
             stats: ConnStats::default(),
         }
     }
 
     /// Active open (RFC 9293 §3.5): the SYN goes out on the next
-    /// [`poll_transmit`](Self::poll_transmit). State: SYN-SENT.
-    pub fn connect(cfg: &TcpConfig, tuple: FourTuple, iss: u32, now: Instant) -> Self {
-        let mut c = Self::new(cfg, tuple, iss, State::SynSent);
-        if cfg.timestamps {
+    /// [`poll_transmit`](Self::poll_transmit). State: SYN-SENT. `cfg`: a
+    /// [`SharedConfig`] to share or a [`TcpConfig`](super::TcpConfig) to copy.
+    pub fn connect(cfg: &impl ToSharedConfig, tuple: FourTuple, iss: u32, now: Instant) -> Self {
+        let mut c = Self::new(cfg.to_shared(), tuple, iss, State::SynSent);
+        if c.cfg.timestamps {
             c.flags |= F_TS;
         }
-        if cfg.sack {
+        if c.cfg.sack {
             c.flags |= F_SACK;
         }
         c.arm_rto(now);
@@ -391,13 +395,13 @@ impl<B: PacketBuf> Connection<B> {
     /// options negotiated from it, the SYN-ACK goes out on the next
     /// [`poll_transmit`](Self::poll_transmit). State: SYN-RECEIVED.
     pub fn accept(
-        cfg: &TcpConfig,
+        cfg: &impl ToSharedConfig,
         tuple: FourTuple,
         iss: u32,
         syn: &TcpRepr<'_>,
         now: Instant,
     ) -> Self {
-        let mut c = Self::new(cfg, tuple, iss, State::SynReceived);
+        let mut c = Self::new(cfg.to_shared(), tuple, iss, State::SynReceived);
         c.flags |= F_PASSIVE;
         c.take_syn(syn, now);
         c.arm_rto(now);
@@ -412,7 +416,7 @@ impl<B: PacketBuf> Connection<B> {
     /// so any data it carries is queued.
     #[allow(clippy::too_many_arguments)]
     pub fn accept_cookie(
-        cfg: &TcpConfig,
+        cfg: &impl ToSharedConfig,
         tuple: FourTuple,
         iss: u32,
         ack: &TcpRepr<'_>,
@@ -421,25 +425,25 @@ impl<B: PacketBuf> Connection<B> {
         sack: bool,
         now: Instant,
     ) -> Self {
-        let mut c = Self::new(cfg, tuple, iss, State::Established);
+        let mut c = Self::new(cfg.to_shared(), tuple, iss, State::Established);
         c.flags |= F_PASSIVE;
         let irs = ack.seq_number.0.wrapping_sub(1);
         c.irs = irs;
         c.rxq = RecvQueue::new(
             TcpSeqNumber(irs.wrapping_add(1)),
-            cfg.rcv_buf as usize,
-            usize::from(cfg.max_ooo_segments),
+            c.cfg.rcv_buf as usize,
+            usize::from(c.cfg.max_ooo_segments),
         );
         c.rcv_adv = irs.wrapping_add(1);
         c.last_ack_sent = irs.wrapping_add(1);
-        if let (Some(peer), Some(ours)) = (wscale, cfg.wscale_shift()) {
+        if let (Some(peer), Some(ours)) = (wscale, c.cfg.wscale_shift()) {
             c.snd_wscale = peer.min(14);
             c.rcv_wscale = ours;
         }
-        if sack && cfg.sack {
+        if sack && c.cfg.sack {
             c.flags |= F_SACK;
         }
-        if cfg.timestamps {
+        if c.cfg.timestamps {
             if let Some((tsval, _)) = ack.timestamp {
                 c.flags |= F_TS | F_TS_RECENT_VALID;
                 c.ts_recent = tsval;
@@ -527,6 +531,11 @@ impl<B: PacketBuf> Connection<B> {
         self.tuple
     }
 
+    /// The configuration this connection runs with.
+    pub fn config(&self) -> &SharedConfig {
+        &self.cfg
+    }
+
     /// Counters.
     pub fn stats(&self) -> &ConnStats {
         &self.stats
@@ -563,26 +572,21 @@ impl<B: PacketBuf> Connection<B> {
     }
 
     /// The next application event.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
-        for bit in [
-            EV_CONNECTED,
-            EV_WRITABLE,
-            EV_READABLE,
-            EV_PEER_FIN,
-            EV_CLOSED,
-        ] {
-            if self.events & bit != 0 {
-                self.events &= !bit;
-                return Some(match bit {
-                    EV_CONNECTED => Event::Connected,
-                    EV_WRITABLE => Event::Writable,
-                    EV_READABLE => Event::Readable,
-                    EV_PEER_FIN => Event::PeerFin,
-                    _ => Event::Closed(self.close_reason),
-                });
-            }
+        if self.events == 0 {
+            return None;
         }
-        None
+        // The bits' order is the delivery order: lowest first.
+        let bit = self.events & self.events.wrapping_neg();
+        self.events &= !bit;
+        Some(match bit {
+            EV_CONNECTED => Event::Connected,
+            EV_WRITABLE => Event::Writable,
+            EV_READABLE => Event::Readable,
+            EV_PEER_FIN => Event::PeerFin,
+            _ => Event::Closed(self.close_reason),
+        })
     }
 
     /// A buffer the connection let go of (acknowledged data, duplicate or
@@ -596,9 +600,7 @@ impl<B: PacketBuf> Connection<B> {
         }
         if self.sendq.is_empty() && self.rxq.buffered() == 0 {
             self.sendq.shrink_if_idle();
-            // Room for a few in-order views stays: freeing it on every
-            // drain cost an allocation and a free per received segment.
-            self.rxq.shrink_to(IDLE_READY_KEEP);
+            self.rxq.shrink_to_fit();
         }
         None
     }
@@ -817,6 +819,7 @@ impl<B: PacketBuf> Connection<B> {
         self.timers.set(Timer::Persist, now + d);
     }
 
+    #[inline]
     fn arm_keepalive(&mut self, now: Instant) {
         if let Some(k) = self.cfg.keepalive {
             if self.state.is_synchronized() && self.state != State::TimeWait {
