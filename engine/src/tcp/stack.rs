@@ -224,6 +224,11 @@ impl<B: PacketBuf> Slots<B> {
             .get_mut(index as usize & (SLOT_CHUNK - 1))
     }
 
+    /// Every slot, in index order.
+    fn iter(&self) -> impl Iterator<Item = &Slot<B>> {
+        self.chunks.iter().flatten()
+    }
+
     /// A new empty slot's index, or `None` when `u32` indices ran out.
     fn grow(&mut self) -> Option<u32> {
         let index = self.len;
@@ -432,7 +437,7 @@ impl<B: PacketBuf> TcpStack<B> {
         let reusable = self.config.time_wait_reuse
             && self
                 .slots
-                .get(index as usize)
+                .get(index)
                 .and_then(|s| s.entry.as_ref())
                 .is_some_and(|e| e.conn.state() == State::TimeWait);
         if reusable {
