@@ -244,6 +244,9 @@ impl<B: PacketBuf> Slots<B> {
     }
 }
 
+/// Connections the idle sweep visits per millisecond.
+const SWEEP_PER_MS: u32 = 64;
+
 /// Most stateless replies (RSTs, cookie SYN-ACKs) waiting to be sent.
 const MAX_PENDING_REPLIES: usize = 4096;
 
@@ -270,6 +273,8 @@ pub struct TcpStack<B: PacketBuf> {
     stats: StackStats,
     steering: Option<SteeringRule>,
     steered: Vec<Ipv4Delivery<B>>,
+    next_sweep: Instant,
+    sweep_at: u32,
 }
 
 impl<B: PacketBuf> core::fmt::Debug for TcpStack<B> {
@@ -285,9 +290,12 @@ impl<B: PacketBuf> core::fmt::Debug for TcpStack<B> {
 
 impl<B: PacketBuf> TcpStack<B> {
     /// A stack with `config` for every connection, checksums handled as
-    /// `caps` says, and `secret` (48 random bytes from the runtime) keying
-    /// the ISN generator, the SYN cookies and the flow table's hash.
-    pub fn new(config: TcpConfig, caps: ChecksumCaps, secret: [u8; 48], now: Instant) -> Self {
+    /// `caps` says (the port's offloads: they override `config.checksum`,
+    /// since every connection sends through that port), and `secret` (48
+    /// random bytes from the runtime) keying the ISN generator, the SYN
+    /// cookies and the flow table's hash.
+    pub fn new(mut config: TcpConfig, caps: ChecksumCaps, secret: [u8; 48], now: Instant) -> Self {
+        config.checksum = caps;
         let mut isn_key = [0u8; 16];
         let mut cookie_key = [0u8; 16];
         let mut flow_key = [0u8; 16];
@@ -314,6 +322,8 @@ impl<B: PacketBuf> TcpStack<B> {
             stats: StackStats::default(),
             steering: None,
             steered: Vec::new(),
+            next_sweep: now,
+            sweep_at: 0,
         }
     }
 
@@ -825,6 +835,39 @@ impl<B: PacketBuf> TcpStack<B> {
             e.deadline = encode_deadline(None);
             e.conn.handle_timeout(now);
             self.touch(id.index, now);
+        }
+        self.sweep_idle(now);
+    }
+
+    /// Gives back idle connections' spare queue capacity, a few connections
+    /// per millisecond in slot order (a full pass over ten million takes a
+    /// few minutes; memory of connections that went quiet comes back
+    /// within one pass, busy ones are rarely disturbed).
+    fn sweep_idle(&mut self, now: Instant) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + Duration::from_millis(1);
+        let n = self.slots.len;
+        if n == 0 {
+            return;
+        }
+        for _ in 0..SWEEP_PER_MS.min(n) {
+            let i = self.sweep_at % n;
+            self.sweep_at = (i + 1) % n;
+            if let Some(e) = self.slots.get_mut(i).and_then(|s| s.entry.as_mut()) {
+                e.conn.shrink_if_idle();
+            }
+        }
+    }
+
+    /// Every connection's spare queue capacity given back now where its
+    /// queues are empty (tests and memory measurements).
+    pub fn shrink_idle(&mut self) {
+        for i in 0..self.slots.len {
+            if let Some(e) = self.slots.get_mut(i).and_then(|s| s.entry.as_mut()) {
+                e.conn.shrink_if_idle();
+            }
         }
     }
 

@@ -598,11 +598,19 @@ impl<B: PacketBuf> Connection<B> {
         if let Some(b) = self.rxq.poll_recycle() {
             return Some(b);
         }
+        None
+    }
+
+    /// Frees the queues' spare capacity when they are empty, so an idle
+    /// connection holds no heap memory (DESIGN.md principle 6). Not done on
+    /// every drain: a request/response connection empties its queues after
+    /// every exchange and would allocate them again for the next one. The
+    /// stack calls this for connections in turn, a few per timer pass.
+    pub fn shrink_if_idle(&mut self) {
         if self.sendq.is_empty() && self.rxq.buffered() == 0 {
             self.sendq.shrink_if_idle();
             self.rxq.shrink_to_fit();
         }
-        None
     }
 
     /// Send buffer space left, in bytes: what [`send`](Self::send) and
