@@ -32,7 +32,10 @@ fn mac(n: u8) -> EthernetAddress {
 }
 
 fn iface(mac: EthernetAddress, addr: Ipv4Addr) -> InterfaceConfig {
-    InterfaceConfig::new(mac, Ipv4Cidr::new(addr, 24).unwrap())
+    let mut config = InterfaceConfig::new(mac, Ipv4Cidr::new(addr, 24).unwrap());
+    // All SYNs of the first burst wait on one ARP resolution.
+    config.arp.queue_len = 256;
+    config
 }
 
 fn tcp_config() -> TcpConfig {
