@@ -244,6 +244,16 @@ fn http_requests_cut_across_segments_are_answered_in_order() {
 
 const TAP: &str = "wshttp0";
 
+/// Sets the engine's stop flag when dropped, so a failing assertion does
+/// not leave the engine serving until its deadline.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn http_server_on_a_tap_answers_curl() {
     if !linux::can_run(&["ip", "curl"]) {
@@ -267,6 +277,7 @@ fn http_server_on_a_tap_answers_curl() {
         });
         served.map(|(h, _)| h.stats)
     });
+    let _stop_guard = StopOnDrop(stop.clone());
     if ready_rx.recv_timeout(StdDuration::from_secs(10)).is_err() {
         panic!("engine did not start: {:?}", linux::join(engine).err());
     }

@@ -40,7 +40,9 @@
 //! in stream order, then `PeerFin` (only after the last `Data`), then
 //! `Closed`. Commands are carried out in the order sent. Received buffers
 //! should come back with [`Command::Release`] (dropping them is safe, but
-//! leaves a heap-backed pool a buffer short).
+//! leaves a heap-backed pool a buffer short). A [`Command::Close`] while
+//! received data still waits on the worker resets the connection, as an
+//! inline close with unread data does (RFC 9293 §3.10.4).
 //!
 //! `D::Buf` crosses threads, so it must be `Send` (a [`HeapBuf`] is).
 //! Data still unread when a connection ends in TIME-WAIT expiry (we shut
