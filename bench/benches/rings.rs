@@ -23,7 +23,7 @@
 //! ```
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
@@ -35,12 +35,19 @@ use wirespeed::Duration;
 
 const SLOTS: usize = 1024;
 
+/// The cores the process may use, read once: `get_core_ids` answers for
+/// the calling thread, and once the main thread is pinned, the threads it
+/// spawns would see its one core only (and both sides would share it).
+fn cores() -> &'static [core_affinity::CoreId] {
+    static CORES: OnceLock<Vec<core_affinity::CoreId>> = OnceLock::new();
+    CORES.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default())
+}
+
 /// Pins the calling thread to the `n`th core, when there is one.
 fn pin(n: usize) {
-    if let Some(ids) = core_affinity::get_core_ids() {
-        if let Some(id) = ids.get(n % ids.len().max(1)) {
-            let _ = core_affinity::set_for_current(*id);
-        }
+    let ids = cores();
+    if let Some(id) = ids.get(n % ids.len().max(1)) {
+        let _ = core_affinity::set_for_current(*id);
     }
 }
 
@@ -243,6 +250,8 @@ fn throughput_crossbeam(iters: u64) -> StdDuration {
 }
 
 fn round_trip(c: &mut Criterion) {
+    // Read before any thread is pinned.
+    let _ = cores();
     let mut g = c.benchmark_group("round_trip");
     g.throughput(Throughput::Elements(1));
     g.measurement_time(StdDuration::from_secs(3));
@@ -254,6 +263,8 @@ fn round_trip(c: &mut Criterion) {
 }
 
 fn throughput(c: &mut Criterion) {
+    // Read before any thread is pinned.
+    let _ = cores();
     let mut g = c.benchmark_group("throughput");
     g.throughput(Throughput::Elements(1));
     g.measurement_time(StdDuration::from_secs(3));
