@@ -128,7 +128,7 @@ fn serve(tap: &TapOptions, port: u16, app_thread: bool) -> Result<bool, String> 
     }
     let (b, app) = bridge::<HeapBuf>(&BridgeConfig::default());
     let flag = stop.clone();
-    let app = std::thread::spawn(move || echo::echo_app(app, port, &flag));
+    let app = std::thread::spawn(move || echo::echo_app(app, port, &flag, || {}));
     let served = serve_tap(tap, b, &stop, ready);
     stop.store(true, Ordering::Relaxed);
     let report = app.join().map_err(|_| "application thread panicked")?;

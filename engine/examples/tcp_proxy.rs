@@ -10,7 +10,7 @@
 //! through the proxy, and one result line is printed:
 //!
 //! ```text
-//! cargo run --release -p wirespeed --example tcp_proxy -- [--conns N] [--msgs N] [--size BYTES]
+//! cargo run --release -p wirespeed --example tcp_proxy -- [--conns N] [--msgs N] [--size BYTES] [--sndbuf BYTES]
 //! ```
 //!
 //! With `--tap` it proxies on a Linux TAP device for `--duration` seconds
@@ -38,7 +38,7 @@ use std::sync::atomic::AtomicBool;
 
 use common::{mbytes_per_s, serve_tap, Flags, TapOptions};
 
-const USAGE: &str = "usage: tcp_proxy [--conns N] [--msgs N] [--size BYTES] [--port P]\n       \
+const USAGE: &str = "usage: tcp_proxy [--conns N] [--msgs N] [--size BYTES] [--sndbuf BYTES] [--port P]\n       \
      tcp_proxy --tap NAME --ip ADDR/LEN --upstream ADDR:PORT [--port P] [--duration SECONDS] [--mac MAC] [--gateway ADDR]";
 
 fn main() -> ExitCode {
@@ -101,7 +101,10 @@ fn run(flags: &Flags) -> Result<bool, String> {
     let size = flags.get("--size", 64 * 1024usize, "bytes, 1-16777216", |n| {
         (1..=16 << 20).contains(n)
     })?;
-    let d = proxy::demo(port, conns, msgs, size)?;
+    let snd_buf = flags.get("--sndbuf", 256 * 1024u32, "bytes, 4096-16777216", |n| {
+        (4096..=16 << 20).contains(n)
+    })?;
+    let d = proxy::demo(port, conns, msgs, size, snd_buf)?;
     let (c, p) = (&d.client, &d.proxy);
     println!(
         "tcp_proxy: {} of {conns} connections echoed {msgs} × {size} bytes through the proxy and back, \

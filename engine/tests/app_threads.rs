@@ -55,6 +55,26 @@ fn pattern(seed: u8, from: usize, len: usize) -> Vec<u8> {
     (from..from + len).map(|i| pattern_byte(seed, i)).collect()
 }
 
+/// Listens on `port` through `app`; returns once the worker does (a client
+/// starting earlier would be refused).
+fn listen(app: &mut AppHandle<HeapBuf>, port: u16) {
+    app.send(Command::Listen {
+        port,
+        config: ListenConfig::default(),
+    })
+    .expect("worker runs");
+    loop {
+        match app.recv_timeout(StdDuration::from_secs(10)) {
+            Some(Event::Listening { port: p }) => {
+                assert_eq!(p, port);
+                return;
+            }
+            Some(Event::Buffers) => {}
+            other => panic!("expected Listening, got {other:?}"),
+        }
+    }
+}
+
 /// Runs a bridge as the only worker on `server_q`, built on the worker's
 /// thread from the one made here.
 fn bridge_runtime(
@@ -189,11 +209,6 @@ struct EchoAppReport {
 /// buffer goes back as is (zero copy), the peer's FIN closes.
 fn echo_app(mut app: AppHandle<HeapBuf>, conns: usize) -> EchoAppReport {
     let mut r = EchoAppReport::default();
-    app.send(Command::Listen {
-        port: 7,
-        config: ListenConfig::default(),
-    })
-    .expect("worker runs");
     let end = std::time::Instant::now() + StdDuration::from_secs(60);
     while r.closed < conns && std::time::Instant::now() < end {
         let Some(ev) = app.recv_timeout(StdDuration::from_millis(100)) else {
@@ -236,8 +251,9 @@ fn echo_server_logic_on_an_application_thread() {
     )
     .unwrap();
     let deadline = Instant::now_monotonic() + Duration::from_secs(60);
-    let (b, app) = bridge(&BridgeConfig::default());
+    let (b, mut app) = bridge(&BridgeConfig::default());
     let server = bridge_runtime(server_q, b, tcp_config(), deadline);
+    listen(&mut app, 7);
     let app = std::thread::spawn(move || echo_app(app, CONNS));
     let client = Runtime::start(client_q, &[], Some(deadline), |_, caps| {
         Ok(WorkerSetup {
@@ -345,12 +361,8 @@ fn slow_application_closes_the_window_and_loses_nothing() {
     let server = bridge_runtime(server_q, b, server_tcp, deadline);
     let window_probes = Arc::new(AtomicU32::new(0));
     let probes = window_probes.clone();
+    listen(&mut app, 9);
     let app = std::thread::spawn(move || {
-        app.send(Command::Listen {
-            port: 9,
-            config: ListenConfig::default(),
-        })
-        .unwrap();
         let (mut got, mut wrong, mut closed, mut paused) = (0usize, 0usize, false, false);
         let mut fin_at = None;
         let end = std::time::Instant::now() + StdDuration::from_secs(60);

@@ -81,9 +81,10 @@ fn http_demo_keep_alive_pipelined_and_malformed() {
 
 #[test]
 fn proxy_demo_splices_without_copying() {
-    // Messages larger than a send buffer, so the proxy's sends do refuse.
+    // Messages far larger than the proxy's send buffers: a burst from one
+    // side does not fit the other side's send buffer, so sends refuse.
     const SIZE: usize = 1 << 20;
-    let d = proxy::demo(8080, 4, 2, SIZE).unwrap();
+    let d = proxy::demo(8080, 4, 2, SIZE, 16 * 1024).unwrap();
     let c = &d.client;
     assert!(
         c.all_ok(),

@@ -82,11 +82,15 @@ pub struct LinkRun<C, S> {
 /// Runs `server(queue)` handlers on one end of a threaded in-memory link
 /// (198.18.0.2) and `client(queue)` handlers on the other (198.18.0.1),
 /// `queues` queues each, until every client is done or `limit` passes;
-/// then stops the servers.
+/// then stops the servers. The servers run with `server_tcp`, the clients
+/// with [`demo_tcp`]; the clients start once `server_ready` returns (at
+/// once for servers that listen in `on_start`).
 pub fn run_on_link<C, S>(
     queues: u16,
     limit: Duration,
+    server_tcp: TcpConfig,
     server: impl Fn(usize) -> S + Send + Sync + 'static,
+    server_ready: impl FnOnce() -> Result<(), String>,
     client: impl Fn(usize) -> C + Send + Sync + 'static,
 ) -> Result<LinkRun<C, S>, String>
 where
@@ -115,12 +119,17 @@ where
     let servers = Runtime::start(server_q, &[], Some(deadline), move |i, caps| {
         Ok(WorkerSetup {
             iface: server_iface(caps.mac)?,
-            tcp: demo_tcp(),
+            tcp: server_tcp,
             worker: demo_worker(),
             handler: server(i),
         })
     })
     .map_err(|e| e.to_string())?;
+    if let Err(e) = server_ready() {
+        servers.stop();
+        let _ = servers.join();
+        return Err(e);
+    }
     let clients = match Runtime::start(client_q, &[], Some(deadline), move |i, caps| {
         Ok(WorkerSetup {
             iface: client_iface(caps.mac)?,

@@ -19,7 +19,7 @@ use wirespeed::rt::WorkerSnapshot;
 use wirespeed::tcp::{CloseReason, ConnId, ListenConfig};
 use wirespeed::{Duration, Instant};
 
-use crate::common::{once, pattern, run_on_link, SERVER_IP};
+use crate::common::{demo_tcp, once, pattern, run_on_link, SERVER_IP};
 
 /// Echoes every byte back without copying: each received buffer is sent as
 /// is. When the connection's send buffer is full, the refused buffer waits
@@ -130,13 +130,16 @@ pub struct EchoAppReport {
 /// The echo server's logic on an application thread: the worker runs a
 /// [`RingBridge`](wirespeed::api::threads::RingBridge), this thread gets
 /// its events and sends each received buffer back as is (zero copy: the
-/// buffer crosses the rings twice, its bytes never move). Runs until `stop`
-/// is set or the worker is gone, then stops the worker.
+/// buffer crosses the rings twice, its bytes never move). Calls
+/// `listening` once the worker listens; runs until `stop` is set or the
+/// worker is gone, then stops the worker.
 pub fn echo_app<B: PacketBuf + Send>(
     mut app: AppHandle<B>,
     port: u16,
     stop: &AtomicBool,
+    listening: impl FnOnce(),
 ) -> EchoAppReport {
+    let mut listening = Some(listening);
     let mut r = EchoAppReport::default();
     let listen = Command::Listen {
         port,
@@ -168,6 +171,12 @@ pub fn echo_app<B: PacketBuf + Send>(
             }
             Event::SendBlocked(_) => {
                 r.blocked += 1;
+                continue;
+            }
+            Event::Listening { .. } => {
+                if let Some(f) = listening.take() {
+                    f();
+                }
                 continue;
             }
             Event::ListenFailed { port, error } => {
@@ -348,7 +357,14 @@ pub fn demo(conns: usize, msgs: usize, size: usize, app_thread: bool) -> Result<
     let client = move |_| EchoClient::new((SERVER_IP, 7), conns, msgs, size);
     let limit = Duration::from_secs(120);
     if !app_thread {
-        let run = run_on_link(1, limit, |_| EchoServer::new(7), client)?;
+        let run = run_on_link(
+            1,
+            limit,
+            demo_tcp(),
+            |_| EchoServer::new(7),
+            || Ok(()),
+            client,
+        )?;
         let c = run.clients.into_iter().next().ok_or("no client worker")?;
         let s = run.servers.into_iter().next().ok_or("no server worker")?;
         return Ok(EchoDemo {
@@ -362,11 +378,21 @@ pub fn demo(conns: usize, msgs: usize, size: usize, app_thread: bool) -> Result<
     let (bridge, app) = bridge::<HeapBuf>(&BridgeConfig::default());
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let app = std::thread::Builder::new()
         .name("echo-app".into())
-        .spawn(move || echo_app(app, 7, &flag))
+        .spawn(move || {
+            echo_app(app, 7, &flag, move || {
+                let _ = ready_tx.send(());
+            })
+        })
         .map_err(|e| e.to_string())?;
-    let run = run_on_link(1, limit, once(bridge), client);
+    let ready = move || {
+        ready_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .map_err(|_| "the application thread's listener did not open".to_owned())
+    };
+    let run = run_on_link(1, limit, demo_tcp(), once(bridge), ready, client);
     stop.store(true, Ordering::Relaxed);
     let report = app.join().map_err(|_| "application thread panicked")?;
     let run = run?;

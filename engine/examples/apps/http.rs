@@ -21,7 +21,7 @@ use wirespeed::port::Device;
 use wirespeed::tcp::{CloseReason, ConnId, ListenConfig};
 use wirespeed::{Duration, Instant};
 
-use crate::common::{run_on_link, SERVER_IP};
+use crate::common::{demo_tcp, run_on_link, SERVER_IP};
 
 /// Longest request head taken (request line and header fields).
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -857,7 +857,9 @@ pub fn demo(
     let run = run_on_link(
         1,
         Duration::from_secs(120),
+        demo_tcp(),
         move |_| HttpServer::new(port, body_size),
+        || Ok(()),
         move |_| HttpClient::new((SERVER_IP, port), conns, requests, depth, body_size, true),
     )?;
     let c = run.clients.into_iter().next().ok_or("no client worker")?;

@@ -12,12 +12,12 @@ use std::net::Ipv4Addr;
 use wirespeed::api::{Context, Handler};
 use wirespeed::buf::{cow_copies, PacketBuf};
 use wirespeed::port::Device;
-use wirespeed::tcp::{CloseReason, ConnId, ListenConfig};
+use wirespeed::tcp::{CloseReason, ConnId, ListenConfig, TcpConfig};
 
 use wirespeed::buf::HeapBuf;
 use wirespeed::Duration;
 
-use crate::common::{run_on_link, CLIENT_IP, SERVER_IP};
+use crate::common::{demo_tcp, run_on_link, CLIENT_IP, SERVER_IP};
 use crate::echo::{EchoClient, EchoServer};
 
 /// What the proxy counted.
@@ -253,12 +253,25 @@ pub struct ProxyDemo {
 /// echo client and the upstream echo server (port 7); the proxy host
 /// (198.18.0.2) listens on `port` and connects back to the upstream. Each
 /// of `conns` connections echoes `msgs` messages of `size` bytes through
-/// the proxy both ways.
-pub fn demo(port: u16, conns: usize, msgs: usize, size: usize) -> Result<ProxyDemo, String> {
+/// the proxy both ways. The proxy's connections have `snd_buf`-byte send
+/// buffers (smaller than the peers' windows, they fill: backpressure).
+pub fn demo(
+    port: u16,
+    conns: usize,
+    msgs: usize,
+    size: usize,
+    snd_buf: u32,
+) -> Result<ProxyDemo, String> {
+    let tcp = TcpConfig {
+        snd_buf,
+        ..demo_tcp()
+    };
     let run = run_on_link(
         1,
         Duration::from_secs(120),
+        tcp,
         move |_| Proxy::new(port, (CLIENT_IP, 7)),
+        || Ok(()),
         move |_| ClientAndUpstream {
             client: EchoClient::new((SERVER_IP, port), conns, msgs, size),
             upstream: EchoServer::new(7),

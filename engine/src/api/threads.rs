@@ -115,6 +115,12 @@ pub enum Event<B> {
     /// The lending ring ran dry and has buffers again
     /// ([`AppHandle::alloc`]).
     Buffers,
+    /// A [`Command::Listen`] took effect: connections to `port` are
+    /// accepted from here on.
+    Listening {
+        /// The port.
+        port: u16,
+    },
     /// A [`Command::Listen`] was refused.
     ListenFailed {
         /// The port.
@@ -144,8 +150,9 @@ pub enum Command<B> {
         /// The application's name for this attempt.
         token: u64,
     },
-    /// Listens on `port`; only a refusal is answered
-    /// ([`Event::ListenFailed`]).
+    /// Listens on `port`; answered with [`Event::Listening`] or
+    /// [`Event::ListenFailed`] (clients connecting before that are
+    /// refused).
     Listen {
         /// The port.
         port: u16,
@@ -588,11 +595,10 @@ impl<B: PacketBuf + Send> RingBridge<B> {
                     error: ConnectFailure::Local(e),
                 }),
             },
-            Command::Listen { port, config } => {
-                if let Err(error) = cx.listen(port, config) {
-                    self.emit(Event::ListenFailed { port, error });
-                }
-            }
+            Command::Listen { port, config } => match cx.listen(port, config) {
+                Ok(()) => self.emit(Event::Listening { port }),
+                Err(error) => self.emit(Event::ListenFailed { port, error }),
+            },
             Command::Send(id, b) => self.queue_send(cx, id, Unsent::Buf(b)),
             Command::Write(id, v) => self.queue_send(cx, id, Unsent::Bytes(v, 0)),
             Command::Release(b) => cx.release(b),
