@@ -20,6 +20,14 @@
 //! port's receive buffer; give it back with [`Context::release`] when done
 //! (dropping it instead is safe but leaves a heap-backed port's pool a
 //! buffer short until the region is reclaimed).
+//!
+//! # Application threads
+//!
+//! An application that cannot run on the worker's core (it blocks, or
+//! it is big) runs on a thread of its own and talks to the worker over
+//! bounded lock-free rings: see [`threads`].
+
+pub mod threads;
 
 use std::net::Ipv4Addr;
 

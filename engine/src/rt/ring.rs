@@ -158,6 +158,20 @@ impl<T> Producer<T> {
         Ok(())
     }
 
+    /// Values waiting in the ring (an upper bound while the consumer runs).
+    /// Reads the consumer's index: one shared cache line, so not for every
+    /// push.
+    pub fn len(&self) -> usize {
+        self.tail
+            .get()
+            .wrapping_sub(self.shared.head.0.load(Ordering::Acquire))
+    }
+
+    /// Whether the consumer has taken every value pushed so far.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether the consumer end has been dropped.
     pub fn is_disconnected(&self) -> bool {
         Arc::strong_count(&self.shared) == 1
@@ -226,11 +240,14 @@ mod tests {
         }
         assert_eq!(p.push(9), Err(9));
         assert_eq!(c.len(), 4);
+        assert_eq!(p.len(), 4);
         assert_eq!(c.pop(), Some(0));
+        assert_eq!(p.len(), 3);
         p.push(4).unwrap();
         let got: Vec<_> = core::iter::from_fn(|| c.pop()).collect();
         assert_eq!(got, vec![1, 2, 3, 4]);
         assert!(c.is_empty());
+        assert!(p.is_empty());
     }
 
     #[test]
