@@ -195,7 +195,7 @@ fn echo_over_link(
     }
     let b = LinkPortConfig::new(mac(2), sq);
     let (client_q, server_q) = link_pair(&a, &b).unwrap();
-    let deadline = Instant::now_monotonic() + Duration::from_secs(60);
+    let deadline = Instant::now_monotonic() + Duration::from_secs(20);
     let server = Runtime::start(server_q, &[], Some(deadline), |_, caps| {
         Ok(WorkerSetup {
             iface: iface(caps.mac, SERVER),
@@ -221,10 +221,28 @@ fn echo_over_link(
 }
 
 fn check_clients(clients: &[WorkerResult<EchoClient>], conns: usize) {
+    for c in clients {
+        eprintln!(
+            "worker {:?}: done {} steered out {} in {} forwarded out {} in {} states {:?}",
+            c.stats.worker,
+            c.handler.done,
+            c.stats.run.steered_out,
+            c.stats.run.steered_in,
+            c.stats.run.forwarded_out,
+            c.stats.run.forwarded_in,
+            c.stats.states
+        );
+    }
     for (i, c) in clients.iter().enumerate() {
         let h = &c.handler;
         assert!(h.failed.is_empty(), "worker {i}: failed {:?}", h.failed);
-        assert_eq!(h.done, conns, "worker {i}: {} done of {conns}", h.done);
+        assert_eq!(
+            h.done,
+            conns,
+            "worker {i}: {} done of {conns}; counters {}",
+            h.done,
+            c.stats.to_json()
+        );
         assert_eq!(h.mismatches, 0, "worker {i}: echo data differed");
     }
 }

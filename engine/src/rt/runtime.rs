@@ -4,9 +4,10 @@
 //! builds each worker's interface, TCP stack settings and handler *on the
 //! worker's own thread* (so a handler need not be `Send` to be built, and
 //! everything it allocates sits in memory the worker's core touches
-//! first). Workers run until their handler is done, [`Runtime::stop`] is
-//! called, or the deadline passes; [`Runtime::join`] returns each worker's
-//! handler and final counters.
+//! first). Workers run until every worker's handler is done (one that
+//! finishes early keeps forwarding the others' traffic that lands on its
+//! queue), [`Runtime::stop`] is called, or the deadline passes;
+//! [`Runtime::join`] returns each worker's handler and final counters.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -138,11 +139,14 @@ impl<H: Send + 'static> Runtime<H> {
         let stop = Arc::new(AtomicBool::new(false));
         let make = Arc::new(make);
         let mesh = cross_core_mesh(queues.len(), 4096);
+        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let size = queues.len();
         let mut threads = Vec::new();
         for (i, (dev, xcore)) in queues.into_iter().zip(mesh).enumerate() {
             let core = cores.get(i).copied();
             let flag = stop.clone();
             let make = make.clone();
+            let done = done.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("wirespeed-w{i}"))
                 .spawn(move || {
@@ -157,7 +161,7 @@ impl<H: Send + 'static> Runtime<H> {
                         .map_err(RuntimeError::Interface)?;
                     let tcp = TcpStack::new(setup.tcp, caps.checksum, random_secret(), now);
                     let mut w = Worker::new(iface, dev, tcp, setup.handler, setup.worker, xcore);
-                    w.run(&flag, deadline);
+                    w.run_in_group(&flag, deadline, &done, size);
                     let stats = WorkerSnapshot::of(&w.core);
                     Ok(WorkerResult {
                         handler: w.handler,

@@ -625,12 +625,34 @@ impl<D: Device, H: Handler<D>> Worker<D, H> {
     /// Runs the loop on the real clock until the handler is done, `stop`
     /// is set, or `deadline` passes; the caller has pinned the thread.
     pub fn run(&mut self, stop: &std::sync::atomic::AtomicBool, deadline: Option<Instant>) {
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        self.run_in_group(stop, deadline, &done, 1);
+    }
+
+    /// [`run`](Self::run) for one of `size` workers of a port: a worker
+    /// whose handler is done counts itself in `done` and keeps polling
+    /// until every worker is done (or `stop`, or `deadline`), because the
+    /// others' segments that the NIC puts on its queue, and the ARP replies
+    /// queue 0 shares, still pass through it.
+    pub fn run_in_group(
+        &mut self,
+        stop: &std::sync::atomic::AtomicBool,
+        deadline: Option<Instant>,
+        done: &std::sync::atomic::AtomicUsize,
+        size: usize,
+    ) {
+        use std::sync::atomic::Ordering;
         let mut idle: u32 = 0;
+        let mut counted = false;
         loop {
             let now = Instant::now_monotonic();
             let busy = self.poll(now);
-            if self.finished()
-                || stop.load(std::sync::atomic::Ordering::Relaxed)
+            if !counted && self.finished() {
+                counted = true;
+                done.fetch_add(1, Ordering::AcqRel);
+            }
+            if (counted && done.load(Ordering::Acquire) >= size)
+                || stop.load(Ordering::Relaxed)
                 || deadline.is_some_and(|d| now >= d)
             {
                 break;
