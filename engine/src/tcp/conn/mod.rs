@@ -20,8 +20,9 @@
 //!    are drained, drop it.
 //!
 //! The modules split by concern: [`input`] (segment arrival, RFC 9293
-//! §3.10.7), [`output`] (what to send and building it), [`timers`] (the
-//! timer table's expiry). Nothing here panics on any segment: hostile input
+//! §3.10.7), [`loss`] (the sender's loss detection: RTT samples, RACK-TLP),
+//! [`output`] (what to send and building it), [`timers`] (the timer
+//! table's expiry). Nothing here panics on any segment: hostile input
 //! is normal input (DESIGN.md principle 8), and every drop is counted in
 //! [`ConnStats`].
 
@@ -38,6 +39,7 @@ use super::FourTuple;
 
 mod check;
 mod input;
+mod loss;
 mod output;
 mod timers;
 
@@ -130,6 +132,11 @@ pub struct ConnStats {
     pub rto_timeouts: u32,
     /// Fast retransmits (loss recovery entered, RFC 5681 §3.2 / RFC 6675).
     pub fast_retransmits: u32,
+    /// Segments RACK deemed lost (RFC 8985 §6.2), retransmissions
+    /// included.
+    pub rack_lost: u32,
+    /// Tail loss probes sent (RFC 8985 §7).
+    pub loss_probes: u32,
     /// Duplicate ACKs received (RFC 5681 §2 definition).
     pub dup_acks: u32,
     /// Bytes newly SACKed by the peer.
@@ -195,6 +202,27 @@ const F_TS_RECENT_VALID: u32 = 1 << 16;
 const F_RECV_SHUT: u32 = 1 << 17;
 const F_PEER_FIN: u32 = 1 << 18;
 const F_FIN_ACKED: u32 = 1 << 19;
+/// Recovery after a retransmission timeout, until SND.UNA reaches `recover`
+/// (RFC 8985 §6.3, RFC 6675 §5.1).
+const F_LOSS: u32 = 1 << 20;
+/// RACK.reordering_seen (RFC 8985 §6.2 step 3).
+const F_REORDER_SEEN: u32 = 1 << 21;
+/// RACK.xmit_ts / RACK.end_seq hold a delivered segment.
+const F_RACK_VALID: u32 = 1 << 22;
+/// RACK.dsack_round is set (RFC 8985 §6.2 step 4).
+const F_DSACK_ROUND: u32 = 1 << 23;
+/// A tail loss probe is out: TLP.end_seq is set (RFC 8985 §7.4).
+const F_TLP_OPEN: u32 = 1 << 24;
+/// `Timer::Rack` holds the probe timeout, not a reordering timeout.
+const F_TLP_PTO: u32 = 1 << 25;
+/// The probe timeout fired: the next segment is a loss probe (§7.3).
+const F_TLP_SEND: u32 = 1 << 26;
+/// The rescue retransmission of this recovery went out (RFC 6675 §4).
+const F_RESCUED: u32 = 1 << 27;
+/// TLP.is_retrans: the probe out sent the last segment again.
+const F_TLP_RXT: u32 = 1 << 28;
+/// No RTT sample since the last probe: no other probe yet (§7.3).
+const F_TLP_NO_RTT: u32 = 1 << 29;
 
 // Event bits, delivered in this order.
 const EV_CONNECTED: u8 = 1 << 0;
@@ -235,15 +263,15 @@ pub struct Connection<B: PacketBuf> {
     unacked_segs: u8,
     /// RFC 6582 `recover`: SND.MAX when recovery began.
     recover: u32,
-    /// RFC 6675 HighRxt.
-    high_rxt: u32,
     /// Bytes counted out of the pipe for duplicate ACKs without SACK.
     dup_bytes: u32,
     ts_recent: u32,
     ts_offset: u32,
     /// RCV.NXT in the last ACK sent (RFC 7323 §4.3 Last.ACK.sent).
     last_ack_sent: u32,
-    /// Sequence number whose ACK gives an RTT sample (Karn, no timestamps).
+    /// Our SYN's sequence number + 1 and when it was sent: the
+    /// handshake's RTT sample without timestamps (data segments are timed
+    /// on the scoreboard).
     rtt_seq: u32,
     rtt_sent: Instant,
     iss: u32,
@@ -261,9 +289,26 @@ pub struct Connection<B: PacketBuf> {
     rst_ack: u32,
     challenge_count: u32,
     challenge_epoch: Instant,
+    // --- RACK-TLP (RFC 8985) ---
+    /// RACK.xmit_ts and RACK.end_seq: the most recently sent segment
+    /// delivered.
+    rack_xmit: Instant,
+    rack_end: u32,
+    /// RACK.rtt and RACK.min_RTT, in microseconds (`u32::MAX`: none yet).
+    rack_rtt_us: u32,
+    min_rtt_us: u32,
+    /// RACK.fack: the highest sequence number delivered.
+    rack_fack: u32,
+    /// RACK.dsack_round.
+    dsack_round: u32,
+    /// TLP.end_seq.
+    tlp_end: u32,
+    /// RACK.reo_wnd_mult and RACK.reo_wnd_persist.
+    reo_wnd_mult: u8,
+    reo_wnd_persist: u8,
     // --- queues ---
     sendq: SendQueue<B>,
-    sacks: Scoreboard,
+    board: Scoreboard,
     rxq: RecvQueue<B>,
     // --- cold ---
     tuple: FourTuple,
@@ -309,7 +354,6 @@ impl<B: PacketBuf> Connection<B> {
             unacked_segs: 0,
             recover: iss,
             snd_sml: iss,
-            high_rxt: iss,
             dup_bytes: 0,
             ts_recent: 0,
             ts_offset: ts_offset(iss),
@@ -329,8 +373,17 @@ impl<B: PacketBuf> Connection<B> {
             rst_ack: 0,
             challenge_count: 0,
             challenge_epoch: Instant::ZERO,
+            rack_xmit: Instant::ZERO,
+            rack_end: iss,
+            rack_rtt_us: 0,
+            min_rtt_us: u32::MAX,
+            rack_fack: iss,
+            dsack_round: iss,
+            tlp_end: iss,
+            reo_wnd_mult: 1,
+            reo_wnd_persist: 0,
             sendq: SendQueue::new(),
-            sacks: Scoreboard::new(),
+            board: Scoreboard::new(),
             rxq: RecvQueue::new(TcpSeqNumber(0), cfg.rcv_buf as usize, 0),
             tuple,
             cfg: *cfg,
@@ -415,7 +468,7 @@ impl<B: PacketBuf> Connection<B> {
         c.snd_nxt = c.snd_una;
         c.snd_max = c.snd_una;
         c.recover = c.snd_una;
-        c.high_rxt = c.snd_una;
+        c.rack_fack = c.snd_una;
         c.snd_sml = c.snd_una;
         c.snd_wnd = u32::from(ack.window_len) << c.snd_wscale;
         c.max_snd_wnd = c.snd_wnd;
@@ -561,6 +614,7 @@ impl<B: PacketBuf> Connection<B> {
         }
         if self.sendq.is_empty() && self.rxq.buffered() == 0 {
             self.sendq.shrink_if_idle();
+            self.board.shrink_if_idle();
             // Room for a few in-order views stays: freeing it on every
             // drain cost an allocation and a free per received segment.
             self.rxq.shrink_to(IDLE_READY_KEEP);
@@ -812,9 +866,15 @@ impl<B: PacketBuf> Connection<B> {
         self.events |= EV_CLOSED;
         self.timers.stop_all();
         self.sendq.clear();
-        self.sacks.clear();
+        self.board.clear();
         self.rxq.clear();
-        self.flags &= !(F_ACK_NOW | F_PROBE | F_KEEPALIVE | F_REXMIT_HEAD);
+        self.flags &= !(F_ACK_NOW
+            | F_PROBE
+            | F_KEEPALIVE
+            | F_REXMIT_HEAD
+            | F_TLP_OPEN
+            | F_TLP_PTO
+            | F_TLP_SEND);
     }
 
     fn enter_time_wait(&mut self, now: Instant) {
@@ -826,7 +886,8 @@ impl<B: PacketBuf> Connection<B> {
         }
         self.timers.set(Timer::TimeWait, now + 2 * self.cfg.msl);
         self.sendq.clear();
-        self.sacks.clear();
+        self.board.clear();
+        self.flags &= !(F_TLP_OPEN | F_TLP_PTO | F_TLP_SEND);
     }
 
     /// RFC 5961 §7: at most `challenge_ack_limit` challenge ACKs per second.
