@@ -530,10 +530,17 @@ impl<B: PacketBuf> Connection<B> {
             }
             Kind::Data => {
                 if seq_lt(plan.seq, self.snd_max) {
-                    // Go-back-N after a timeout (without SACK).
+                    // Go-back-N after a timeout (without SACK); its last
+                    // segment may carry a FIN never sent before.
                     bump(&mut self.stats.retransmits);
                     let cap = self.seg_cap();
-                    self.board.retransmitted(plan.seq, end, now, cap);
+                    let old = if seq_lt(self.snd_max, end) {
+                        self.snd_max
+                    } else {
+                        end
+                    };
+                    self.board.retransmitted(plan.seq, old, now, cap);
+                    self.board.push(old, end, now);
                 } else {
                     self.board.push(plan.seq, end, now);
                 }

@@ -1063,6 +1063,28 @@ fn rescue_retransmission_resends_the_tail_once() {
     assert_eq!(x.c.stats().rto_timeouts, 0);
 }
 
+/// Found by the `tcp_conn` fuzz target: without SACK, the go-back-N
+/// retransmission after a timeout carried the FIN queued since, sent for
+/// the first time, and the scoreboard did not record it (SND.MAX moved past
+/// its last record).
+#[test]
+fn go_back_n_retransmission_with_a_new_fin_is_recorded() {
+    let mut x = established(&plain());
+    let mut ap = app_pool();
+    assert_eq!(x.c.send_slice(&data(100), &mut ap), 100);
+    assert_eq!(x.out(t(20)).len(), 1);
+    let at = x.c.poll_timeout().unwrap();
+    x.c.handle_timeout(at);
+    x.c.shutdown(at);
+    let segs = x.out(at);
+    assert_eq!(segs.len(), 1);
+    assert_eq!(segs[0].payload.len(), 100);
+    assert!(segs[0].flags.contains(TcpFlags::FIN));
+    assert_eq!(x.c.debug_seq().snd_max, ISS + 102);
+    send!(x, at + Duration::from_millis(10), ack(101));
+    assert_eq!(x.c.state(), State::FinWait2);
+}
+
 fn fin_from_peer(seq: u32, ackn: u32) -> TcpRepr<'static> {
     TcpRepr {
         seq_number: TcpSeqNumber(seq),
