@@ -291,7 +291,9 @@ impl<B: PacketBuf> Connection<B> {
         }
         if self.flags & F_TLP_PTO != 0 {
             self.flags &= !F_TLP_PTO;
-            if self.flags & (F_RECOVERY | F_LOSS | F_TLP_OPEN | F_TLP_NO_RTT) == 0 {
+            if self.flags & (F_RECOVERY | F_LOSS | F_TLP_OPEN | F_TLP_NO_RTT) == 0
+                && self.board.sacked_bytes() == 0
+            {
                 self.flags |= F_TLP_SEND;
             }
             return;

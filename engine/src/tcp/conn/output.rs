@@ -226,6 +226,8 @@ impl<B: PacketBuf> Connection<B> {
             if let Some(p) = self.plan_tlp() {
                 return Some(p);
             }
+            // Nothing to probe with (all of it SACKed meanwhile).
+            self.flags &= !F_TLP_SEND;
         }
         if let Some(p) = self.plan_rexmit() {
             return Some(p);
