@@ -137,6 +137,17 @@ impl<B: PacketBuf> Connection<B> {
             && seg.ack_number.is_none()
             && seq == self.irs
         {
+            // RFC 7323 §4.3: SEG.SEQ <= Last.ACK.sent, so TS.Recent takes
+            // its TSval; the SYN-ACK sent again echoes this SYN, not the
+            // first (whose echo would time the lost exchange too).
+            if let Some((tsval, _)) = seg.timestamp {
+                if self.flags & F_TS != 0
+                    && (self.flags & F_TS_RECENT_VALID == 0 || seq_le(self.ts_recent, tsval))
+                {
+                    self.ts_recent = tsval;
+                    self.flags |= F_TS_RECENT_VALID;
+                }
+            }
             self.snd_nxt = self.iss;
             return;
         }
@@ -361,14 +372,15 @@ impl<B: PacketBuf> Connection<B> {
         }
     }
 
-    /// RTT sample from the SYN-ACK: the timestamp echo (RFC 7323 §4), else
-    /// the SYN's send time unless it was retransmitted (Karn's algorithm,
-    /// RFC 6298 §3). Data is timed on the scoreboard ([`loss`](super::loss)).
+    /// RTT sample from the SYN-ACK: the timestamp echo (RFC 7323 §4) unless
+    /// it is of a SYN sent before the last one, else the SYN's send time
+    /// unless it was retransmitted (Karn's algorithm, RFC 6298 §3). Data is
+    /// timed on the scoreboard ([`loss`](super::loss)).
     fn rtt_on_syn_ack(&mut self, now: Instant, ack: u32, ts: Option<(u32, u32)>) {
         if self.flags & F_TS != 0 {
             if let Some((_, tsecr)) = ts {
                 let d = self.ts_now(now).wrapping_sub(tsecr);
-                if tsecr != 0 && d < 1 << 31 {
+                if tsecr != 0 && d < 1 << 31 && !self.echo_predates_syn(tsecr) {
                     self.rtt_sample(Duration::from_millis(u64::from(d)));
                     self.flags &= !F_RTT_TIMING;
                     return;

@@ -116,6 +116,14 @@ impl<B: PacketBuf> Connection<B> {
         self.min_rtt_us = self.min_rtt_us.min(us(r));
     }
 
+    /// Whether a timestamp echo is older than our last SYN (or SYN-ACK):
+    /// the ACK may then answer an earlier one, sent before a loss, and
+    /// timing it would count the lost exchange (Karn's algorithm, RFC 6298
+    /// §3, with the timestamp as the proof, RFC 7323 §4).
+    pub(super) fn echo_predates_syn(&self, ecr: u32) -> bool {
+        seq_lt(ecr, timestamp_value(self.ts_offset, self.rtt_sent))
+    }
+
     fn min_rtt(&self) -> Option<Duration> {
         (self.min_rtt_us != u32::MAX).then(|| Duration::from_micros(u64::from(self.min_rtt_us)))
     }
@@ -147,8 +155,9 @@ impl<B: PacketBuf> Connection<B> {
             self.flags &= !F_RTT_TIMING;
             sample = sample.or(Some(now.saturating_since(self.rtt_sent)));
         } else if advanced && w.newest.is_none() && self.snd_una == self.iss {
-            // Our SYN-ACK, retransmitted: only the timestamp echo tells.
-            if let Some(ecr) = w.tsecr.filter(|&e| e != 0) {
+            // Our SYN-ACK, retransmitted: only the timestamp echo tells,
+            // if it is of the last one.
+            if let Some(ecr) = w.tsecr.filter(|&e| e != 0 && !self.echo_predates_syn(e)) {
                 let d = self.ts_now(now).wrapping_sub(ecr);
                 if d < 1 << 31 {
                     sample = Some(Duration::from_millis(u64::from(d)));

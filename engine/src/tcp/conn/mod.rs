@@ -269,9 +269,9 @@ pub struct Connection<B: PacketBuf> {
     ts_offset: u32,
     /// RCV.NXT in the last ACK sent (RFC 7323 §4.3 Last.ACK.sent).
     last_ack_sent: u32,
-    /// Our SYN's sequence number + 1 and when it was sent: the
-    /// handshake's RTT sample without timestamps (data segments are timed
-    /// on the scoreboard).
+    /// Our SYN's sequence number + 1 and when it was last sent: the
+    /// handshake's RTT sample (data segments are timed on the
+    /// scoreboard).
     rtt_seq: u32,
     rtt_sent: Instant,
     iss: u32,

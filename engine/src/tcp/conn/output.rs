@@ -508,10 +508,12 @@ impl<B: PacketBuf> Connection<B> {
                 if first {
                     self.flags |= F_RTT_TIMING;
                     self.rtt_seq = self.iss.wrapping_add(1);
-                    self.rtt_sent = now;
                 } else {
+                    // Karn: an ACK of a SYN sent twice is ambiguous.
+                    self.flags &= !F_RTT_TIMING;
                     bump(&mut self.stats.retransmits);
                 }
+                self.rtt_sent = now;
                 self.snd_nxt = self.iss.wrapping_add(1);
                 self.snd_max = seq_max(self.snd_max, self.snd_nxt);
                 if !self.timers.is_set(Timer::Rto) {

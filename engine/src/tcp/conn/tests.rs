@@ -1085,6 +1085,79 @@ fn go_back_n_retransmission_with_a_new_fin_is_recorded() {
     assert_eq!(x.c.state(), State::FinWait2);
 }
 
+#[test]
+fn syn_ack_sent_again_echoes_the_retransmitted_syn() {
+    // RFC 7323 §4.3: the peer's second SYN (its first SYN-ACK from us was
+    // lost) updates TS.Recent, so the SYN-ACK sent again echoes it and the
+    // peer times one round trip, not the lost exchange as well.
+    let cfg = TcpConfig {
+        timestamps: true,
+        ..plain()
+    };
+    let syn = |tsval: u32| TcpRepr {
+        seq_number: TcpSeqNumber(IRS),
+        ack_number: None,
+        flags: SYN,
+        timestamp: Some((tsval, 0)),
+        ..SEND_TEMPL
+    };
+    let mut x = T {
+        c: Connection::accept(&cfg, TUPLE, ISS, &syn(100), t(0)),
+        pool: pool(),
+    };
+    let first = x.out(t(0));
+    assert_eq!(first[0].timestamp.map(|(_, ecr)| ecr), Some(100));
+    send!(x, t(1000), syn(1100));
+    let again = x.out(t(1000));
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].flags, SYN_ACK);
+    assert_eq!(again[0].timestamp.map(|(_, ecr)| ecr), Some(1100));
+}
+
+#[test]
+fn syn_ack_echoing_an_earlier_syn_gives_no_rtt_sample() {
+    // The SYN went twice (RTO at 1 s); a SYN-ACK echoing the first SYN's
+    // TSval answers the exchange that was lost, and timing it would give
+    // 1 s on a 1 ms path. No sample: the RTO falls back to 3 s (RFC 6298
+    // §5.7) rather than to one computed from 1 s. An echo of the second
+    // SYN is a fair 1 ms sample.
+    let cfg = TcpConfig {
+        timestamps: true,
+        ..plain()
+    };
+    for (echo_first, want_srtt) in [(true, None), (false, Some(Duration::from_millis(1)))] {
+        let mut x = T {
+            c: Connection::connect(&cfg, TUPLE, ISS, t(0)),
+            pool: pool(),
+        };
+        let syn1 = x.out(t(0));
+        x.c.handle_timeout(t(1000));
+        let syn2 = x.out(t(1000));
+        let tsval = |s: &[TcpRepr<'_>]| s[0].timestamp.map_or(0, |(v, _)| v);
+        let ecr = if echo_first {
+            tsval(&syn1)
+        } else {
+            tsval(&syn2)
+        };
+        send!(
+            x,
+            t(1001),
+            TcpRepr {
+                seq_number: TcpSeqNumber(IRS),
+                flags: SYN_ACK,
+                max_seg_size: Some(1012),
+                timestamp: Some((5, ecr)),
+                ..SEND_TEMPL
+            }
+        );
+        assert_eq!(x.c.state(), State::Established);
+        assert_eq!(x.c.rtt.srtt(), want_srtt);
+        if echo_first {
+            assert_eq!(x.c.rtt.rto(), Duration::from_secs(3));
+        }
+    }
+}
+
 fn fin_from_peer(seq: u32, ackn: u32) -> TcpRepr<'static> {
     TcpRepr {
         seq_number: TcpSeqNumber(seq),
