@@ -384,15 +384,17 @@ fn bench_ack(c: &mut Criterion) {
                 let mut timed = StdDuration::ZERO;
                 let mut done = 0u64;
                 while done < iters {
-                    // Untimed: data to the receiver, its ACKs as frames.
+                    // Untimed: data to the receiver one segment at a time,
+                    // the ACK it owes after each (one per segment or per
+                    // two) as frames.
                     stock(&mut a, &chunk);
                     transmit(&mut a, now, &mut pool, &mut frames);
                     for f in frames.drain(..) {
                         deliver(&mut b.conn, now, &f, &b.caps);
                         pool.recycle(f);
+                        drain(&mut b.conn, &mut pool);
+                        transmit(&mut b, now, &mut pool, &mut acks);
                     }
-                    drain(&mut b.conn, &mut pool);
-                    transmit(&mut b, now, &mut pool, &mut acks);
                     let n = acks.len();
                     assert!(n > 0, "no ACKs");
                     // Timed: the sender takes them.

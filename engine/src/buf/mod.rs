@@ -205,6 +205,11 @@ impl PacketBuf for HeapBuf {
     fn as_slice(&self) -> &[u8] {
         &self.mem[self.start..self.end]
     }
+    #[inline]
+    fn len(&self) -> usize {
+        // No slice (and bounds check) needed: start <= end always.
+        self.end - self.start
+    }
     fn as_mut_slice(&mut self) -> &mut [u8] {
         let (start, end) = (self.start, self.end);
         &mut self.region_mut()[start..end]

@@ -3,6 +3,13 @@
 //! Every knob carries its default and the RFC (or the Linux sysctl) it comes
 //! from. Defaults follow Linux where Linux has one, so the engine behaves
 //! like the stack it is measured against.
+//!
+//! Connections do not carry a copy: they share one [`SharedConfig`] per
+//! profile (a pointer each), so a connection stays small (DESIGN.md
+//! principle 6) and the configuration's cache lines are shared by all the
+//! connections of a worker.
+
+use std::sync::Arc;
 
 use crate::time::Duration;
 use crate::wire::ChecksumCaps;
@@ -143,5 +150,70 @@ impl TcpConfig {
             s += 1;
         }
         Some(s)
+    }
+}
+
+/// A [`TcpConfig`] shared by every connection that uses it: one allocation
+/// per profile, one pointer per connection. Cloning it shares it (a
+/// reference count, touched when a connection is created or dropped, never
+/// per segment). Each worker's stack holds its own, so no cache line is
+/// shared between cores.
+///
+/// Constructors of [`Connection`](super::Connection) take either (see
+/// [`ToSharedConfig`]): a `&SharedConfig` is shared; a `&TcpConfig`
+/// (standalone connections, tests) is copied into a new one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedConfig(Arc<TcpConfig>);
+
+impl SharedConfig {
+    /// `config` in shared storage.
+    pub fn new(config: TcpConfig) -> Self {
+        SharedConfig(Arc::new(config))
+    }
+
+    /// Whether both share one allocation.
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+}
+
+impl Default for SharedConfig {
+    fn default() -> Self {
+        Self::new(TcpConfig::default())
+    }
+}
+
+impl core::ops::Deref for SharedConfig {
+    type Target = TcpConfig;
+
+    #[inline]
+    fn deref(&self) -> &TcpConfig {
+        &self.0
+    }
+}
+
+impl From<TcpConfig> for SharedConfig {
+    fn from(config: TcpConfig) -> Self {
+        Self::new(config)
+    }
+}
+
+/// Where a connection takes its configuration from: a [`SharedConfig`]
+/// (shared: a reference count) or a [`TcpConfig`] (copied into a new
+/// [`SharedConfig`] of its own).
+pub trait ToSharedConfig {
+    /// The shared configuration.
+    fn to_shared(&self) -> SharedConfig;
+}
+
+impl ToSharedConfig for SharedConfig {
+    fn to_shared(&self) -> SharedConfig {
+        self.clone()
+    }
+}
+
+impl ToSharedConfig for TcpConfig {
+    fn to_shared(&self) -> SharedConfig {
+        SharedConfig::new(*self)
     }
 }

@@ -74,7 +74,7 @@ pub mod timer;
 pub mod wheel;
 
 pub use cc::{CcAlgorithm, CongestionControl, CongestionController};
-pub use config::{Keepalive, TcpConfig};
+pub use config::{Keepalive, SharedConfig, TcpConfig, ToSharedConfig};
 pub use conn::{rst_for, CloseReason, ConnStats, Connection, Event, State};
 pub use isn::IsnGenerator;
 pub use recv::{Insert, RecvQueue};

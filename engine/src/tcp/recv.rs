@@ -210,41 +210,81 @@ struct OooPiece<B> {
     chunk: Chunk<B>,
 }
 
-/// Receive queue and reassembly set for one connection. See the module docs.
-pub struct RecvQueue<B> {
-    /// In-order views, oldest first.
-    ready: VecDeque<Chunk<B>>,
+/// The reassembly set: out-of-order views and the SACK recency list. Boxed
+/// in the queue and only while it holds something: most connections never
+/// see a hole (DESIGN.md principle 6).
+struct Reassembly<B> {
     /// Out-of-order views, sorted by sequence, never overlapping, never
     /// starting at or before `rcv_nxt`.
     ooo: Vec<OooPiece<B>>,
+    /// Bytes in `ooo`.
+    ooo_bytes: u32,
+    /// A sequence number inside each recently received out-of-order
+    /// segment, most recent first (RFC 2018 §4).
+    recent: [TcpSeqNumber; MAX_SACK_BLOCKS],
+    recent_len: u8,
+}
+
+impl<B> Default for Reassembly<B> {
+    fn default() -> Self {
+        Reassembly {
+            ooo: Vec::new(),
+            ooo_bytes: 0,
+            recent: [TcpSeqNumber(0); MAX_SACK_BLOCKS],
+            recent_len: 0,
+        }
+    }
+}
+
+/// What the empty reassembly set reads as.
+const NO_RECENT: [TcpSeqNumber; 0] = [];
+
+// `fin_flags` bits.
+const FIN_KNOWN: u8 = 1 << 0;
+const FIN_REACHED: u8 = 1 << 1;
+
+/// Receive queue and reassembly set for one connection. See the module docs.
+pub struct RecvQueue<B> {
+    /// The oldest in-order view, inline: a queue read as fast as data
+    /// arrives (the common case) never allocates.
+    head: Option<Chunk<B>>,
+    /// In-order views after `head`, oldest first (none while `head` is
+    /// empty); allocated only for an application that lets data pile up.
+    /// Boxed: 8 bytes in every connection rather than a `VecDeque`'s 32.
+    #[allow(clippy::box_collection)]
+    more: Option<Box<VecDeque<Chunk<B>>>>,
+    /// Out-of-order data, allocated only while some is held.
+    reasm: Option<Box<Reassembly<B>>>,
     /// Buffers released, waiting for the driver.
     recycle: Vec<B>,
     rcv_nxt: TcpSeqNumber,
     capacity: u32,
     max_ooo: u32,
-    /// Bytes in `ready`.
+    /// Bytes in `head` and `more`.
     readable: u32,
-    /// Bytes in `ooo`.
-    ooo_bytes: u32,
-    fin: Option<TcpSeqNumber>,
-    fin_reached: bool,
-    /// A sequence number inside each recently received out-of-order
-    /// segment, most recent first (RFC 2018 §4).
-    recent: [TcpSeqNumber; MAX_SACK_BLOCKS],
-    recent_len: u8,
+    /// The peer's FIN, when `FIN_KNOWN` is set.
+    fin: TcpSeqNumber,
+    fin_flags: u8,
     stats: RecvStats,
 }
 
 impl<B> fmt::Debug for RecvQueue<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (pieces, bytes) = self
+            .reasm
+            .as_ref()
+            .map_or((0, 0), |r| (r.ooo.len(), r.ooo_bytes));
         f.debug_struct("RecvQueue")
             .field("rcv_nxt", &self.rcv_nxt)
             .field("capacity", &self.capacity)
             .field("readable", &self.readable)
-            .field("ooo_pieces", &self.ooo.len())
-            .field("ooo_bytes", &self.ooo_bytes)
-            .field("fin", &self.fin)
-            .field("fin_reached", &self.fin_reached)
+            .field("ooo_pieces", &pieces)
+            .field("ooo_bytes", &bytes)
+            .field(
+                "fin",
+                &(self.fin_flags & FIN_KNOWN != 0).then_some(self.fin),
+            )
+            .field("fin_reached", &(self.fin_flags & FIN_REACHED != 0))
             .finish()
     }
 }
@@ -256,52 +296,53 @@ impl<B: PacketBuf> RecvQueue<B> {
     /// nothing.
     pub fn new(irs: TcpSeqNumber, capacity: usize, max_ooo_segments: usize) -> Self {
         RecvQueue {
-            ready: VecDeque::new(),
-            ooo: Vec::new(),
+            head: None,
+            more: None,
+            reasm: None,
             recycle: Vec::new(),
             rcv_nxt: irs,
             capacity: capacity.min(MAX_WINDOW as usize) as u32,
             max_ooo: max_ooo_segments.min(u32::MAX as usize) as u32,
             readable: 0,
-            ooo_bytes: 0,
-            fin: None,
-            fin_reached: false,
-            recent: [TcpSeqNumber(0); MAX_SACK_BLOCKS],
-            recent_len: 0,
+            fin: TcpSeqNumber(0),
+            fin_flags: 0,
             stats: RecvStats::default(),
         }
     }
 
     /// RCV.NXT: the next sequence number expected (including the FIN once
     /// [`fin_reached`](Self::fin_reached)).
+    #[inline]
     pub fn rcv_nxt(&self) -> TcpSeqNumber {
         self.rcv_nxt
     }
 
     /// RCV.WND before scaling and SWS avoidance: `capacity - readable`.
     /// See the module docs for why out-of-order bytes are not subtracted.
+    #[inline]
     pub fn window(&self) -> u32 {
         self.capacity.saturating_sub(self.readable)
     }
 
     /// In-order bytes waiting for the application.
+    #[inline]
     pub fn readable(&self) -> usize {
         self.readable as usize
     }
 
     /// Bytes held out of order.
     pub fn out_of_order_bytes(&self) -> usize {
-        self.ooo_bytes as usize
+        self.reasm.as_ref().map_or(0, |r| r.ooo_bytes as usize)
     }
 
     /// Out-of-order pieces held (one buffer each).
     pub fn out_of_order_segments(&self) -> usize {
-        self.ooo.len()
+        self.ooo().len()
     }
 
     /// All payload bytes held: never more than [`capacity`](Self::capacity).
     pub fn buffered(&self) -> usize {
-        self.readable as usize + self.ooo_bytes as usize
+        self.readable as usize + self.out_of_order_bytes()
     }
 
     /// The receive buffer size in bytes.
@@ -310,13 +351,38 @@ impl<B: PacketBuf> RecvQueue<B> {
     }
 
     /// Whether out-of-order data is held (there are holes before it).
+    #[inline]
     pub fn has_gaps(&self) -> bool {
-        !self.ooo.is_empty()
+        self.reasm.as_ref().is_some_and(|r| !r.ooo.is_empty())
+    }
+
+    /// Whether the next in-order segment of `len` bytes at `rcv_nxt` can
+    /// simply be appended: nothing held out of order, no FIN known, and
+    /// all of it inside the window. [`insert`](Self::insert) then takes
+    /// it as `InOrder { advanced_by: len, filled_hole: false }`.
+    #[inline]
+    pub fn takes_in_order(&self, len: u32) -> bool {
+        self.reasm.is_none() && self.fin_flags == 0 && len > 0 && len <= self.window()
     }
 
     /// Counters.
     pub fn stats(&self) -> RecvStats {
         self.stats
+    }
+
+    /// Appends `buf.as_slice()[..len]`, the next in-order bytes, which
+    /// [`takes_in_order`](Self::takes_in_order) accepted and `buf` holds:
+    /// what [`insert`](Self::insert) does then, without its checks. Returns
+    /// the buffer when it is shorter than `len` (nothing queued).
+    #[inline]
+    pub fn push_in_order(&mut self, buf: B, len: u32) -> Result<(), B> {
+        if buf.len() < len as usize {
+            bump(&mut self.stats.invalid_range);
+            return Err(buf);
+        }
+        debug_assert!(self.takes_in_order(len));
+        self.append_in_order(Chunk { buf, off: 0, len });
+        Ok(())
     }
 
     /// Offers one segment's payload, `buf.as_slice()[payload]`, starting at
@@ -330,6 +396,19 @@ impl<B: PacketBuf> RecvQueue<B> {
         let len = (payload.end - payload.start) as i64;
         if len == 0 {
             return Insert::Empty(buf);
+        }
+        if seq == self.rcv_nxt && self.takes_in_order(len as u32) {
+            // The common case: the next bytes, nothing to trim or merge.
+            let len = len as u32;
+            self.append_in_order(Chunk {
+                buf,
+                off: payload.start as u32,
+                len,
+            });
+            return Insert::InOrder {
+                advanced_by: len,
+                filled_hole: false,
+            };
         }
         // Offsets relative to rcv_nxt (RFC 9293 §3.4, modulo 2^32).
         let start = i64::from(seq - self.rcv_nxt);
@@ -351,10 +430,11 @@ impl<B: PacketBuf> RecvQueue<B> {
         let mut e = end.min(right);
 
         // Trim against held out-of-order pieces: existing bytes win.
-        let first = self.ooo.partition_point(|p| self.rel_end(p) <= s);
+        let ooo = self.ooo();
+        let first = ooo.partition_point(|p| self.rel_end(p) <= s);
         let mut covered = first..first;
         let mut i = first;
-        while let Some(p) = self.ooo.get(i) {
+        while let Some(p) = ooo.get(i) {
             let (ps, pe) = (self.rel(p.seq), self.rel_end(p));
             if ps >= e {
                 break;
@@ -384,7 +464,7 @@ impl<B: PacketBuf> RecvQueue<B> {
             return Insert::Duplicate(buf);
         }
         if s > 0 {
-            let after = self.ooo.len() - covered.len() + 1;
+            let after = ooo.len() - covered.len() + 1;
             if after > self.max_ooo as usize {
                 bump(&mut self.stats.dropped_ooo_limit);
                 return Insert::Dropped(DropReason::TooManyOutOfOrder, buf);
@@ -394,9 +474,11 @@ impl<B: PacketBuf> RecvQueue<B> {
         let replaced_held = s == 0 && !covered.is_empty();
         let trimmed = (len - (e - s)) as u32;
         self.stats.trimmed_bytes = self.stats.trimmed_bytes.saturating_add(trimmed);
-        for p in self.ooo.drain(covered) {
-            self.ooo_bytes -= p.chunk.len;
-            self.recycle.push(p.chunk.buf);
+        if let Some(r) = self.reasm.as_mut() {
+            for p in r.ooo.drain(covered) {
+                r.ooo_bytes -= p.chunk.len;
+                self.recycle.push(p.chunk.buf);
+            }
         }
         let chunk = Chunk {
             off: (payload.start as i64 + (s - start)) as u32,
@@ -405,9 +487,10 @@ impl<B: PacketBuf> RecvQueue<B> {
         };
         if s > 0 {
             let seq = self.rcv_nxt + s as u32;
-            let at = self.ooo.partition_point(|p| self.rel(p.seq) < s);
-            self.ooo_bytes += chunk.len;
-            self.ooo.insert(at, OooPiece { seq, chunk });
+            let at = self.ooo().partition_point(|p| self.rel(p.seq) < s);
+            let r = self.reasm.get_or_insert_with(Box::default);
+            r.ooo_bytes += chunk.len;
+            r.ooo.insert(at, OooPiece { seq, chunk });
             self.note_recent(seq);
             return Insert::OutOfOrder;
         }
@@ -415,9 +498,10 @@ impl<B: PacketBuf> RecvQueue<B> {
         self.append_in_order(chunk);
         let mut filled_hole = replaced_held;
         // Hole fill: move pieces that now start at rcv_nxt.
-        while self.ooo.first().is_some_and(|p| self.rel(p.seq) <= 0) {
-            let p = self.ooo.remove(0);
-            self.ooo_bytes -= p.chunk.len;
+        while self.ooo().first().is_some_and(|p| self.rel(p.seq) <= 0) {
+            let Some(r) = self.reasm.as_mut() else { break };
+            let p = r.ooo.remove(0);
+            r.ooo_bytes -= p.chunk.len;
             let skip = (-self.rel(p.seq)) as u32;
             let mut chunk = p.chunk;
             if skip >= chunk.len {
@@ -433,6 +517,7 @@ impl<B: PacketBuf> RecvQueue<B> {
         self.check_fin();
         // Blocks at or below rcv_nxt are never reported (RFC 2018 §4).
         self.forget_delivered_recent();
+        self.free_reassembly_if_empty();
         Insert::InOrder {
             advanced_by,
             filled_hole,
@@ -445,7 +530,7 @@ impl<B: PacketBuf> RecvQueue<B> {
     /// true (RFC 9293 §3.10.7.4, eighth step); data beyond it is refused.
     /// Repeating the same FIN is accepted.
     pub fn set_fin(&mut self, fin: TcpSeqNumber) -> Result<(), FinError> {
-        if let Some(old) = self.fin {
+        if let Some(old) = self.fin_seq() {
             return if old == fin {
                 Ok(())
             } else {
@@ -456,23 +541,30 @@ impl<B: PacketBuf> RecvQueue<B> {
         if rel < 0 || rel > i64::from(self.right_edge()) {
             return Err(FinError::OutOfWindow);
         }
-        if self.ooo.last().is_some_and(|p| self.rel_end(p) > rel) {
+        if self.ooo().last().is_some_and(|p| self.rel_end(p) > rel) {
             return Err(FinError::Conflicts);
         }
-        self.fin = Some(fin);
+        self.fin = fin;
+        self.fin_flags |= FIN_KNOWN;
         self.check_fin();
         Ok(())
     }
 
     /// Whether the FIN has been reached: all data before it is in order and
     /// `rcv_nxt` includes it.
+    #[inline]
     pub fn fin_reached(&self) -> bool {
-        self.fin_reached
+        self.fin_flags & FIN_REACHED != 0
+    }
+
+    /// The peer's FIN, once known.
+    fn fin_seq(&self) -> Option<TcpSeqNumber> {
+        (self.fin_flags & FIN_KNOWN != 0).then_some(self.fin)
     }
 
     /// The front contiguous chunk of readable bytes, if any.
     pub fn peek(&self) -> Option<&[u8]> {
-        self.ready.front().map(Chunk::bytes)
+        self.head.as_ref().map(Chunk::bytes)
     }
 
     /// Marks up to `n` readable bytes as read; returns how many. Buffers
@@ -481,12 +573,12 @@ impl<B: PacketBuf> RecvQueue<B> {
         let total = n.min(self.readable as usize) as u32;
         let mut left = total;
         while left > 0 {
-            let Some(front) = self.ready.front_mut() else {
+            let Some(front) = self.head.as_mut() else {
                 break;
             };
             if front.len <= left {
                 left -= front.len;
-                if let Some(c) = self.ready.pop_front() {
+                if let Some(c) = self.pop_ready() {
                     self.recycle.push(c.buf);
                 }
             } else {
@@ -503,8 +595,9 @@ impl<B: PacketBuf> RecvQueue<B> {
     /// Hands the front readable view to the application, zero copy: the
     /// buffer as inserted and the range of `as_slice()` that is unread
     /// payload. The application returns the buffer to the pool itself.
+    #[inline]
     pub fn pop_segment(&mut self) -> Option<(B, Range<usize>)> {
-        let c = self.ready.pop_front()?;
+        let c = self.pop_ready()?;
         self.readable -= c.len;
         let range = c.range();
         Some((c.buf, range))
@@ -536,6 +629,7 @@ impl<B: PacketBuf> RecvQueue<B> {
     }
 
     /// A buffer the queue has let go of, for the driver to recycle.
+    #[inline]
     pub fn poll_recycle(&mut self) -> Option<B> {
         self.recycle.pop()
     }
@@ -543,27 +637,24 @@ impl<B: PacketBuf> RecvQueue<B> {
     /// Releases every held buffer to the recycle list (on abort or reset).
     /// `rcv_nxt` and the FIN state are kept.
     pub fn clear(&mut self) {
-        self.recycle.extend(self.ready.drain(..).map(|c| c.buf));
-        self.recycle.extend(self.ooo.drain(..).map(|p| p.chunk.buf));
+        self.recycle.extend(self.head.take().map(|c| c.buf));
+        if let Some(more) = self.more.take() {
+            self.recycle.extend(more.into_iter().map(|c| c.buf));
+        }
+        if let Some(r) = self.reasm.take() {
+            self.recycle.extend(r.ooo.into_iter().map(|p| p.chunk.buf));
+        }
         self.readable = 0;
-        self.ooo_bytes = 0;
-        self.recent_len = 0;
     }
 
     /// Frees spare capacity of the internal lists, for a connection going
-    /// idle (DESIGN.md principle 6: idle connections hold no memory).
+    /// idle (DESIGN.md principle 6: idle connections hold no memory). A
+    /// queue read as data arrives holds its one view inline and never
+    /// allocated any.
     pub fn shrink_to_fit(&mut self) {
-        self.ready.shrink_to_fit();
-        self.ooo.shrink_to_fit();
-        self.recycle.shrink_to_fit();
-    }
-
-    /// Like [`shrink_to_fit`](Self::shrink_to_fit), but keeps room for
-    /// `ready` in-order views: a connection that drains its queue after
-    /// every segment then neither frees nor reallocates it per segment.
-    pub fn shrink_to(&mut self, ready: usize) {
-        self.ready.shrink_to(ready);
-        self.ooo.shrink_to_fit();
+        if self.more.as_ref().is_some_and(|m| m.is_empty()) {
+            self.more = None;
+        }
         self.recycle.shrink_to_fit();
     }
 
@@ -581,6 +672,7 @@ impl<B: PacketBuf> RecvQueue<B> {
         &self,
         max_blocks: usize,
     ) -> [Option<(TcpSeqNumber, TcpSeqNumber)>; MAX_SACK_BLOCKS] {
+        let ooo = self.ooo();
         let max = max_blocks.min(MAX_SACK_BLOCKS);
         let mut out = [None; MAX_SACK_BLOCKS];
         let mut n = 0;
@@ -590,13 +682,13 @@ impl<B: PacketBuf> RecvQueue<B> {
                 n += 1;
             }
         };
-        for &seq in &self.recent[..self.recent_len as usize] {
+        for &seq in self.recent() {
             if let Some(b) = self.block_containing(seq) {
                 push(&mut out, b);
             }
         }
         let mut i = 0;
-        while i < self.ooo.len() {
+        while i < ooo.len() {
             let (start, j) = self.block_from(i);
             push(&mut out, (start, self.end_seq(j)));
             i = j + 1;
@@ -641,6 +733,35 @@ impl<B: PacketBuf> RecvQueue<B> {
 
     // --- internals ---
 
+    /// The out-of-order views (none while nothing is held).
+    #[inline]
+    fn ooo(&self) -> &[OooPiece<B>] {
+        self.reasm.as_ref().map_or(&[], |r| &r.ooo)
+    }
+
+    /// The SACK recency list.
+    fn recent(&self) -> &[TcpSeqNumber] {
+        self.reasm
+            .as_ref()
+            .map_or(&NO_RECENT, |r| &r.recent[..r.recent_len as usize])
+    }
+
+    /// Frees the reassembly set once it holds nothing: its recency entries
+    /// all lie at or below `rcv_nxt` then, and are never reported.
+    fn free_reassembly_if_empty(&mut self) {
+        if self.reasm.as_ref().is_some_and(|r| r.ooo.is_empty()) {
+            self.reasm = None;
+        }
+    }
+
+    /// Takes the oldest in-order view.
+    #[inline]
+    fn pop_ready(&mut self) -> Option<Chunk<B>> {
+        let c = self.head.take()?;
+        self.head = self.more.as_mut().and_then(|m| m.pop_front());
+        Some(c)
+    }
+
     /// Offset of `seq` from `rcv_nxt`, signed.
     fn rel(&self, seq: TcpSeqNumber) -> i64 {
         i64::from(seq - self.rcv_nxt)
@@ -651,7 +772,7 @@ impl<B: PacketBuf> RecvQueue<B> {
     }
 
     fn end_seq(&self, i: usize) -> TcpSeqNumber {
-        self.ooo
+        self.ooo()
             .get(i)
             .map_or(self.rcv_nxt, |p| p.seq + p.chunk.len)
     }
@@ -660,34 +781,40 @@ impl<B: PacketBuf> RecvQueue<B> {
     /// FIN (no data after a FIN, RFC 9293 §3.10.7.4).
     fn right_edge(&self) -> u32 {
         let mut r = self.window();
-        if self.fin_reached {
+        if self.fin_reached() {
             r = 0;
-        } else if let Some(fin) = self.fin {
+        } else if let Some(fin) = self.fin_seq() {
             r = r.min(u32::try_from(fin - self.rcv_nxt).unwrap_or(0));
         }
         r
     }
 
+    #[inline]
     fn append_in_order(&mut self, chunk: Chunk<B>) {
         self.rcv_nxt += chunk.len;
         self.readable += chunk.len;
-        self.ready.push_back(chunk);
+        if self.head.is_none() {
+            self.head = Some(chunk);
+        } else {
+            self.more.get_or_insert_with(Box::default).push_back(chunk);
+        }
     }
 
     fn check_fin(&mut self) {
-        if !self.fin_reached && self.fin == Some(self.rcv_nxt) {
+        if self.fin_flags == FIN_KNOWN && self.fin == self.rcv_nxt {
             // The FIN occupies one sequence number (RFC 9293 §3.4).
             self.rcv_nxt += 1u32;
-            self.fin_reached = true;
+            self.fin_flags |= FIN_REACHED;
         }
     }
 
     /// The run of contiguous pieces starting at index `i`: its start and the
     /// index of its last piece.
     fn block_from(&self, i: usize) -> (TcpSeqNumber, usize) {
-        let start = self.ooo.get(i).map_or(self.rcv_nxt, |p| p.seq);
+        let ooo = self.ooo();
+        let start = ooo.get(i).map_or(self.rcv_nxt, |p| p.seq);
         let mut j = i;
-        while j + 1 < self.ooo.len() && self.end_seq(j) == self.ooo[j + 1].seq {
+        while j + 1 < ooo.len() && self.end_seq(j) == ooo[j + 1].seq {
             j += 1;
         }
         (start, j)
@@ -695,14 +822,15 @@ impl<B: PacketBuf> RecvQueue<B> {
 
     /// The maximal contiguous held block containing `seq`, if any.
     fn block_containing(&self, seq: TcpSeqNumber) -> Option<(TcpSeqNumber, TcpSeqNumber)> {
+        let ooo = self.ooo();
         let r = self.rel(seq);
-        let k = self.ooo.partition_point(|p| self.rel_end(p) <= r);
-        let p = self.ooo.get(k)?;
+        let k = ooo.partition_point(|p| self.rel_end(p) <= r);
+        let p = ooo.get(k)?;
         if self.rel(p.seq) > r {
             return None;
         }
         let mut i = k;
-        while i > 0 && self.end_seq(i - 1) == self.ooo[i].seq {
+        while i > 0 && self.end_seq(i - 1) == ooo[i].seq {
             i -= 1;
         }
         let (start, j) = self.block_from(i);
@@ -712,11 +840,15 @@ impl<B: PacketBuf> RecvQueue<B> {
     /// Puts `seq` first in the recency list, dropping entries for the same
     /// block (they would repeat it) and the oldest beyond four.
     fn note_recent(&mut self, seq: TcpSeqNumber) {
+        if self.reasm.is_none() {
+            // Only held data is reported; with none there is no block.
+            return;
+        }
         let block = self.block_containing(seq);
         let mut kept = [TcpSeqNumber(0); MAX_SACK_BLOCKS];
         kept[0] = seq;
         let mut n = 1;
-        for &old in &self.recent[..self.recent_len as usize] {
+        for &old in self.recent() {
             if n == MAX_SACK_BLOCKS {
                 break;
             }
@@ -726,21 +858,25 @@ impl<B: PacketBuf> RecvQueue<B> {
             kept[n] = old;
             n += 1;
         }
-        self.recent = kept;
-        self.recent_len = n as u8;
+        if let Some(r) = self.reasm.as_mut() {
+            r.recent = kept;
+            r.recent_len = n as u8;
+        }
     }
 
     fn forget_delivered_recent(&mut self) {
         let mut kept = [TcpSeqNumber(0); MAX_SACK_BLOCKS];
         let mut n = 0;
-        for &old in &self.recent[..self.recent_len as usize] {
+        for &old in self.recent() {
             if self.rel(old) > 0 {
                 kept[n] = old;
                 n += 1;
             }
         }
-        self.recent = kept;
-        self.recent_len = n as u8;
+        if let Some(r) = self.reasm.as_mut() {
+            r.recent = kept;
+            r.recent_len = n as u8;
+        }
     }
 }
 
@@ -799,32 +935,43 @@ mod tests {
 
     #[test]
     fn state_is_small_and_new_queue_allocates_nothing() {
-        // VecDeque 32 + two Vecs 48 + scalars and SACK recency list.
-        assert_eq!(core::mem::size_of::<Q>(), 152);
+        // One inline view (a HeapBuf and its range, 56), a Vec 24, two
+        // boxes 16, scalars and counters.
+        assert!(
+            core::mem::size_of::<Q>() <= 144,
+            "{}",
+            core::mem::size_of::<Q>()
+        );
         let q = Q::new(sq(1), 65_535, 8);
-        assert_eq!(q.ready.capacity(), 0);
-        assert_eq!(q.ooo.capacity(), 0);
+        assert!(q.head.is_none() && q.more.is_none() && q.reasm.is_none());
         assert_eq!(q.recycle.capacity(), 0);
     }
 
     #[test]
-    fn shrink_to_keeps_room_for_a_few_ready_views_and_frees_the_rest() {
+    fn read_as_it_arrives_never_allocates_and_idle_holds_no_heap() {
         let mut q = Q::new(sq(1000), 100_000, 8);
         for i in 0..32u32 {
             assert!(put(&mut q, 1000 + 4 * i, b"abcd").kept());
+            assert!(q.more.is_none(), "one view stays inline");
+            assert_eq!(read_all(&mut q), b"abcd");
         }
-        assert_eq!(read_all(&mut q).len(), 128);
+        // Data left unread spills over, and the spill goes once drained.
+        for i in 32..40u32 {
+            assert!(put(&mut q, 1000 + 4 * i, b"efgh").kept());
+        }
+        assert!(q.more.is_some());
+        assert_eq!(read_all(&mut q).len(), 32);
         drain_recycle(&mut q);
-        q.shrink_to(4);
-        assert!((4..32).contains(&q.ready.capacity()));
-        assert_eq!((q.ooo.capacity(), q.recycle.capacity()), (0, 0));
-        // Draining one view at a time now reuses that room.
-        let cap = q.ready.capacity();
-        assert!(put(&mut q, 1128, b"efgh").kept());
-        assert_eq!(read_all(&mut q), b"efgh");
-        drain_recycle(&mut q);
-        q.shrink_to(4);
-        assert_eq!(q.ready.capacity(), cap);
+        q.shrink_to_fit();
+        assert!(q.head.is_none() && q.more.is_none());
+        assert_eq!(q.recycle.capacity(), 0);
+        // Out-of-order data allocates the reassembly set; filling the hole
+        // frees it.
+        assert!(matches!(put(&mut q, 1164, b"ijkl"), Insert::OutOfOrder));
+        assert!(q.reasm.is_some());
+        assert!(put(&mut q, 1160, b"mnop").kept());
+        assert!(q.reasm.is_none());
+        assert_eq!(read_all(&mut q), b"mnopijkl");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub struct SendQueue<B> {
     /// Bytes held (the sum of the buffers' lengths).
     len: u32,
     /// Lookup hint: index of a buffer and the offset it starts at.
-    hint_idx: usize,
+    hint_idx: u32,
     hint_off: u32,
     /// Buffers fully acknowledged, for the driver's pool.
     recycle: Vec<B>,
@@ -229,15 +229,16 @@ impl<B: PacketBuf> SendQueue<B> {
         if off >= self.len {
             return None;
         }
-        let (mut i, mut start) = if self.hint_idx < self.bufs.len() && self.hint_off <= off {
-            (self.hint_idx, self.hint_off)
-        } else {
-            (0, 0)
-        };
+        let (mut i, mut start) =
+            if (self.hint_idx as usize) < self.bufs.len() && self.hint_off <= off {
+                (self.hint_idx as usize, self.hint_off)
+            } else {
+                (0, 0)
+            };
         while let Some(b) = self.bufs.get(i) {
             let l = b.len() as u32;
             if off < start + l {
-                self.hint_idx = i;
+                self.hint_idx = i as u32;
                 self.hint_off = start;
                 return Some((i, start));
             }
@@ -322,10 +323,34 @@ pub struct Delivered {
 /// Records split where a SACK block or a retransmission starts or ends
 /// inside one, as long as fewer than the caller's `cap` records exist; a
 /// peer's odd SACK blocks cannot grow it further (what does not split is
-/// then simply not marked). Idle, it holds no memory.
+/// then simply not marked). Boxed, and only while something is in flight:
+/// an idle connection holds no memory for it (DESIGN.md principle 6).
 #[derive(Debug, Default)]
 pub struct Scoreboard {
+    board: Option<Box<Board>>,
+}
+
+/// RACK's state (RFC 8985 §6.1) for what is in flight: it lives with the
+/// scoreboard, and goes with it once everything is acknowledged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rack {
+    /// RACK.xmit_ts and RACK.end_seq: the most recently sent segment
+    /// delivered, once one was.
+    pub seg: Option<(Instant, u32)>,
+    /// RACK.rtt: that segment's RTT, in microseconds.
+    pub rtt_us: u32,
+    /// RACK.fack: the highest sequence number delivered.
+    pub fack: Option<u32>,
+    /// RACK.dsack_round: SND.NXT when the reordering window last grew
+    /// for a D-SACK.
+    pub dsack_round: Option<u32>,
+}
+
+/// The scoreboard's records and sums.
+#[derive(Debug, Default)]
+struct Board {
     segs: VecDeque<SentSeg>,
+    rack: Rack,
     /// Where the first record starts: SND.UNA.
     una: u32,
     /// Bytes and records SACKed.
@@ -342,97 +367,218 @@ pub struct Scoreboard {
 impl Scoreboard {
     /// An empty scoreboard; allocates nothing.
     pub const fn new() -> Self {
-        Scoreboard {
-            segs: VecDeque::new(),
-            una: 0,
-            sacked: 0,
-            sacked_segs: 0,
-            lost: 0,
-            rxt: 0,
-            pending: 0,
-        }
+        Scoreboard { board: None }
     }
 
     /// Records held.
     #[inline]
     pub fn len(&self) -> usize {
-        self.segs.len()
+        self.board.as_ref().map_or(0, |b| b.segs.len())
     }
 
     /// Whether no record is held.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.segs.is_empty()
+        self.len() == 0
     }
 
-    /// Where the first record starts (SND.UNA as last told).
+    /// Where the first record starts (SND.UNA as last told); meaningful
+    /// while a record is held.
     #[inline]
     pub fn una(&self) -> u32 {
-        self.una
+        self.board.as_ref().map_or(0, |b| b.una)
     }
 
-    /// Where the last record ends (SND.MAX as recorded).
+    /// Where the last record ends (SND.MAX as recorded); meaningful while a
+    /// record is held.
     #[inline]
     pub fn high(&self) -> u32 {
-        self.segs.back().map_or(self.una, |s| s.end)
+        self.board.as_ref().map_or(0, |b| b.high())
     }
 
     /// Bytes SACKed above SND.UNA.
     #[inline]
     pub fn sacked_bytes(&self) -> u32 {
-        self.sacked
+        self.board.as_ref().map_or(0, |b| b.sacked)
     }
 
     /// Records SACKed (RFC 8985 `RACK.segs_sacked`).
     #[inline]
     pub fn sacked_segs(&self) -> u32 {
-        self.sacked_segs
+        self.board.as_ref().map_or(0, |b| b.sacked_segs)
     }
 
     /// Bytes deemed lost, retransmitted or not.
     #[inline]
     pub fn lost_bytes(&self) -> u32 {
-        self.lost
+        self.board.as_ref().map_or(0, |b| b.lost)
     }
 
     /// Bytes retransmitted whose retransmission is presumed in flight.
     #[inline]
     pub fn rxt_bytes(&self) -> u32 {
-        self.rxt
+        self.board.as_ref().map_or(0, |b| b.rxt)
     }
 
     /// Bytes deemed lost and waiting for their retransmission.
     #[inline]
     pub fn pending_bytes(&self) -> u32 {
-        self.pending
+        self.board.as_ref().map_or(0, |b| b.pending)
     }
 
     /// The records with their start, lowest first.
     pub fn iter(&self) -> impl Iterator<Item = (u32, SentSeg)> + '_ {
+        self.board.iter().flat_map(|b| b.iter())
+    }
+
+    /// RACK's state, while something is (or just was) in flight.
+    #[inline]
+    pub fn rack(&self) -> Option<&Rack> {
+        self.board.as_ref().map(|b| &b.rack)
+    }
+
+    /// RACK's state, to update.
+    #[inline]
+    pub fn rack_mut(&mut self) -> Option<&mut Rack> {
+        self.board.as_mut().map(|b| &mut b.rack)
+    }
+
+    /// Forgets every record (connection closed, TIME-WAIT).
+    pub fn clear(&mut self) {
+        self.board = None;
+    }
+
+    /// Frees the memory once nothing is in flight.
+    pub fn shrink_if_idle(&mut self) {
+        if self.board.as_ref().is_some_and(|b| b.segs.is_empty()) {
+            self.board = None;
+        }
+    }
+
+    /// New data `[start, end)` went out at `now`. `start` must be where
+    /// the last record ends (or anything, when there is none); other
+    /// calls are ignored.
+    pub fn push(&mut self, start: u32, end: u32, now: Instant) {
+        self.board
+            .get_or_insert_with(Box::default)
+            .push(start, end, now);
+    }
+
+    /// `[seq, end)` was sent again at `now`: its records are marked
+    /// retransmitted (split first where `seq` and `end` fall inside one,
+    /// within `cap` records).
+    pub fn retransmitted(&mut self, seq: u32, end: u32, now: Instant, cap: usize) {
+        if let Some(b) = self.board.as_mut() {
+            b.retransmitted(seq, end, now, cap);
+        }
+    }
+
+    /// SND.UNA moved to `una`: the records below it leave; each one not
+    /// SACKed before is handed to `delivered`, lowest first.
+    #[inline]
+    pub fn ack(&mut self, una: u32, delivered: impl FnMut(Delivered)) {
+        if let Some(b) = self.board.as_mut() {
+            b.ack(una, delivered);
+        }
+    }
+
+    /// A SACK block `[l, r)` (RFC 2018 §3): the records it covers whole
+    /// become SACKED (split first where an edge falls inside one, within
+    /// `cap` records), each newly SACKed one handed to `delivered`. Returns
+    /// the bytes newly SACKed, or `None` for a block not inside
+    /// (SND.UNA, SND.MAX] (RFC 6675 §3: D-SACKs and bogus blocks).
+    pub fn sack(
+        &mut self,
+        l: u32,
+        r: u32,
+        cap: usize,
+        delivered: impl FnMut(Delivered),
+    ) -> Option<u32> {
+        self.board.as_mut()?.sack(l, r, cap, delivered)
+    }
+
+    /// RFC 8985 §6.2 step 5 (RACK_detect_loss): a record neither SACKed nor
+    /// already waiting for its retransmission that was sent before the
+    /// RACK segment (`rack_xmit`, `rack_end`) is lost once `wait`
+    /// (RACK.rtt + RACK.reo_wnd) has passed since it was sent. Returns the
+    /// records newly marked and, if some are not due yet, the longest time
+    /// left (the reordering timeout, as the RFC's pseudocode has it).
+    pub fn rack_detect(
+        &mut self,
+        now: Instant,
+        rack_xmit: Instant,
+        rack_end: u32,
+        wait: Duration,
+    ) -> (u32, Option<Duration>) {
+        self.board
+            .as_mut()
+            .map_or((0, None), |b| b.rack_detect(now, rack_xmit, rack_end, wait))
+    }
+
+    /// RFC 8985 §6.3 (RACK_mark_losses_on_RTO): after a timeout the head
+    /// and every record sent `wait` or longer ago are lost; SACKed ones
+    /// stay SACKed and are not sent again (RFC 6675 §5.1), unless the head
+    /// itself is SACKed: then the receiver dropped what it had SACKed
+    /// (reneging, RFC 2018 §8) and every mark goes. Returns the records
+    /// newly marked.
+    pub fn mark_lost_on_rto(&mut self, now: Instant, wait: Duration) -> u32 {
+        self.board
+            .as_mut()
+            .map_or(0, |b| b.mark_lost_on_rto(now, wait))
+    }
+
+    /// Marks the first record not SACKed lost (the fast retransmit of
+    /// RFC 5681 §3.2 when no record was deemed lost yet).
+    pub fn mark_head_lost(&mut self) -> bool {
+        self.board.as_mut().is_some_and(|b| b.mark_head_lost())
+    }
+
+    /// The first record deemed lost and not retransmitted since: RFC 6675
+    /// NextSeg rule 1 with RACK's marks.
+    pub fn first_pending(&self) -> Option<(u32, u32)> {
+        self.board.as_ref()?.first_pending()
+    }
+
+    /// The highest record not SACKed (the tail loss probe, RFC 8985 §7.3).
+    pub fn last_unsacked(&self) -> Option<(u32, u32)> {
+        let b = self.board.as_ref()?;
+        b.last_unsacked_below(b.high())
+            .map(|(start, s)| (start, s.end))
+    }
+
+    /// The highest record not SACKed that ends at or below `seq`, with its
+    /// start (RFC 6675 NextSeg rule 4, the rescue retransmission).
+    pub fn last_unsacked_below(&self, seq: u32) -> Option<(u32, SentSeg)> {
+        self.board.as_ref()?.last_unsacked_below(seq)
+    }
+
+    /// The end of the record holding `seq`.
+    pub fn record_end(&self, seq: u32) -> Option<u32> {
+        self.board.as_ref()?.record_end(seq)
+    }
+
+    /// Checks the counters and the record order against a walk. For
+    /// invariant checks.
+    pub fn check(&self) -> Result<(), &'static str> {
+        self.board.as_ref().map_or(Ok(()), |b| b.check())
+    }
+}
+
+impl Board {
+    /// Where the last record ends (SND.MAX as recorded).
+    #[inline]
+    fn high(&self) -> u32 {
+        self.segs.back().map_or(self.una, |s| s.end)
+    }
+
+    /// The records with their start, lowest first.
+    fn iter(&self) -> impl Iterator<Item = (u32, SentSeg)> + '_ {
         let mut start = self.una;
         self.segs.iter().map(move |s| {
             let st = start;
             start = s.end;
             (st, *s)
         })
-    }
-
-    /// Forgets every record (connection closed, TIME-WAIT).
-    pub fn clear(&mut self) {
-        self.una = self.high();
-        self.segs = VecDeque::new();
-        self.sacked = 0;
-        self.sacked_segs = 0;
-        self.lost = 0;
-        self.rxt = 0;
-        self.pending = 0;
-    }
-
-    /// Frees spare capacity once nothing is in flight.
-    pub fn shrink_if_idle(&mut self) {
-        if self.segs.is_empty() && self.segs.capacity() > 0 {
-            self.segs = VecDeque::new();
-        }
     }
 
     /// Counts (`add`) or uncounts `bytes` of a record with `flags`;
@@ -516,7 +662,7 @@ impl Scoreboard {
     /// New data `[start, end)` went out at `now`. `start` must be where
     /// the last record ends (or anything, when there is none); other
     /// calls are ignored.
-    pub fn push(&mut self, start: u32, end: u32, now: Instant) {
+    fn push(&mut self, start: u32, end: u32, now: Instant) {
         if self.segs.is_empty() {
             self.una = start;
         } else if start != self.high() {
@@ -534,7 +680,7 @@ impl Scoreboard {
     /// `[seq, end)` was sent again at `now`: its records are marked
     /// retransmitted (split first where `seq` and `end` fall inside one,
     /// within `cap` records).
-    pub fn retransmitted(&mut self, seq: u32, end: u32, now: Instant, cap: usize) {
+    fn retransmitted(&mut self, seq: u32, end: u32, now: Instant, cap: usize) {
         self.split_at(seq, cap);
         self.split_at(end, cap);
         let Some(mut i) = self.index_of(seq) else {
@@ -561,7 +707,7 @@ impl Scoreboard {
 
     /// SND.UNA moved to `una`: the records below it leave; each one not
     /// SACKed before is handed to `delivered`, lowest first.
-    pub fn ack(&mut self, una: u32, mut delivered: impl FnMut(Delivered)) {
+    fn ack(&mut self, una: u32, mut delivered: impl FnMut(Delivered)) {
         if self.segs.is_empty() {
             self.una = una;
             return;
@@ -599,7 +745,7 @@ impl Scoreboard {
     /// `cap` records), each newly SACKed one handed to `delivered`. Returns
     /// the bytes newly SACKed, or `None` for a block not inside
     /// (SND.UNA, SND.MAX] (RFC 6675 §3: D-SACKs and bogus blocks).
-    pub fn sack(
+    fn sack(
         &mut self,
         l: u32,
         r: u32,
@@ -655,7 +801,7 @@ impl Scoreboard {
     /// (RACK.rtt + RACK.reo_wnd) has passed since it was sent. Returns the
     /// records newly marked and, if some are not due yet, the longest time
     /// left (the reordering timeout, as the RFC's pseudocode has it).
-    pub fn rack_detect(
+    fn rack_detect(
         &mut self,
         now: Instant,
         rack_xmit: Instant,
@@ -701,7 +847,7 @@ impl Scoreboard {
     /// itself is SACKed: then the receiver dropped what it had SACKed
     /// (reneging, RFC 2018 §8) and every mark goes. Returns the records
     /// newly marked.
-    pub fn mark_lost_on_rto(&mut self, now: Instant, wait: Duration) -> u32 {
+    fn mark_lost_on_rto(&mut self, now: Instant, wait: Duration) -> u32 {
         if self.segs.front().is_some_and(|s| s.flags & SEG_SACKED != 0) {
             let mut start = self.una;
             for i in 0..self.segs.len() {
@@ -726,7 +872,7 @@ impl Scoreboard {
 
     /// Marks the first record not SACKed lost (the fast retransmit of
     /// RFC 5681 §3.2 when no record was deemed lost yet).
-    pub fn mark_head_lost(&mut self) -> bool {
+    fn mark_head_lost(&mut self) -> bool {
         let mut start = self.una;
         for i in 0..self.segs.len() {
             let s = self.segs[i];
@@ -740,7 +886,7 @@ impl Scoreboard {
 
     /// The first record deemed lost and not retransmitted since: RFC 6675
     /// NextSeg rule 1 with RACK's marks.
-    pub fn first_pending(&self) -> Option<(u32, u32)> {
+    fn first_pending(&self) -> Option<(u32, u32)> {
         if self.pending == 0 {
             return None;
         }
@@ -749,15 +895,9 @@ impl Scoreboard {
             .map(|(st, s)| (st, s.end))
     }
 
-    /// The highest record not SACKed (the tail loss probe, RFC 8985 §7.3).
-    pub fn last_unsacked(&self) -> Option<(u32, u32)> {
-        self.last_unsacked_below(self.high())
-            .map(|(start, s)| (start, s.end))
-    }
-
     /// The highest record not SACKed that ends at or below `seq`, with its
     /// start (RFC 6675 NextSeg rule 4, the rescue retransmission).
-    pub fn last_unsacked_below(&self, seq: u32) -> Option<(u32, SentSeg)> {
+    fn last_unsacked_below(&self, seq: u32) -> Option<(u32, SentSeg)> {
         let una = self.una;
         let lim = seq.wrapping_sub(una);
         let i = self
@@ -768,14 +908,14 @@ impl Scoreboard {
     }
 
     /// The end of the record holding `seq`.
-    pub fn record_end(&self, seq: u32) -> Option<u32> {
+    fn record_end(&self, seq: u32) -> Option<u32> {
         self.index_of(seq).map(|i| self.segs[i].end)
     }
 
     /// Checks the counters and the record order against a walk. For
     /// invariant checks.
-    pub fn check(&self) -> Result<(), &'static str> {
-        let mut t = Scoreboard::new();
+    fn check(&self) -> Result<(), &'static str> {
+        let mut t = Board::default();
         let mut start = self.una;
         for s in &self.segs {
             if !seq_lt(start, s.end) {
@@ -790,7 +930,7 @@ impl Scoreboard {
             t.account(s.flags, s.end.wrapping_sub(start), true, true);
             start = s.end;
         }
-        let counters = |b: &Scoreboard| (b.sacked, b.sacked_segs, b.lost, b.rxt, b.pending);
+        let counters = |b: &Board| (b.sacked, b.sacked_segs, b.lost, b.rxt, b.pending);
         if counters(&t) != counters(self) {
             return Err("scoreboard counters differ from its records");
         }

@@ -14,7 +14,8 @@
 //! - **TIME-WAIT reuse**: a SYN for a 4-tuple in TIME-WAIT replaces it when
 //!   the connection allows it (RFC 6191);
 //! - **timers**: one entry per connection in a [`TimerWheel`], re-filed
-//!   whenever the connection's next deadline moves.
+//!   when the connection's next deadline moves earlier; a deadline that
+//!   moves later (or goes) is caught up with when the entry fires.
 //!
 //! # Call order (once per worker loop iteration)
 //! 1. [`handle_packet`](TcpStack::handle_packet) for each IPv4 delivery of
@@ -32,7 +33,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
-use super::config::TcpConfig;
+use super::config::{SharedConfig, TcpConfig};
 use super::conn::{Connection, Event, State};
 use super::flow::FlowHashBuilder;
 use super::syncookie::{self, CookieTsOpts, SynCookies};
@@ -156,7 +157,8 @@ struct Listener {
 struct Entry<B: PacketBuf> {
     conn: Connection<B>,
     timer: Option<TimerHandle>,
-    deadline: Option<Instant>,
+    /// The deadline the timer was filed for ([`encode_deadline`]).
+    deadline: u64,
     /// The listening port while the connection counts against its backlog
     /// (SYN-RECEIVED) or sits in its accept queue.
     listener: Option<u16>,
@@ -169,6 +171,64 @@ struct Slot<B: PacketBuf> {
     entry: Option<Entry<B>>,
 }
 
+/// A connection's next deadline in 8 bytes rather than an
+/// `Option<Instant>`'s 16: nanoseconds, `u64::MAX` for none (a timer table
+/// never reports that as a deadline: it is its "stopped").
+fn encode_deadline(d: Option<Instant>) -> u64 {
+    d.map_or(u64::MAX, Instant::as_nanos)
+}
+
+/// Slots per chunk of the slot table, as a shift.
+const SLOT_CHUNK_SHIFT: u32 = 10;
+const SLOT_CHUNK: usize = 1 << SLOT_CHUNK_SHIFT;
+
+/// The connection slots, indexed by `ConnId::index`, in chunks of
+/// `SLOT_CHUNK`: growing appends a chunk and never moves the slots already
+/// there (one `Vec` of ten million slots would copy gigabytes each time it
+/// doubled, and keep up to half of its capacity unused); at most one chunk
+/// is partly used.
+struct Slots<B: PacketBuf> {
+    chunks: Vec<Vec<Slot<B>>>,
+    len: u32,
+}
+
+impl<B: PacketBuf> Slots<B> {
+    const fn new() -> Self {
+        Slots {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn get(&self, index: u32) -> Option<&Slot<B>> {
+        self.chunks
+            .get((index >> SLOT_CHUNK_SHIFT) as usize)?
+            .get(index as usize & (SLOT_CHUNK - 1))
+    }
+
+    #[inline]
+    fn get_mut(&mut self, index: u32) -> Option<&mut Slot<B>> {
+        self.chunks
+            .get_mut((index >> SLOT_CHUNK_SHIFT) as usize)?
+            .get_mut(index as usize & (SLOT_CHUNK - 1))
+    }
+
+    /// A new empty slot's index, or `None` when `u32` indices ran out.
+    fn grow(&mut self) -> Option<u32> {
+        let index = self.len;
+        self.len = self.len.checked_add(1)?;
+        if self.chunks.last().is_none_or(|c| c.len() == SLOT_CHUNK) {
+            self.chunks.push(Vec::new());
+        }
+        self.chunks.last_mut()?.push(Slot {
+            generation: 0,
+            entry: None,
+        });
+        Some(index)
+    }
+}
+
 /// Most stateless replies (RSTs, cookie SYN-ACKs) waiting to be sent.
 const MAX_PENDING_REPLIES: usize = 4096;
 
@@ -177,9 +237,10 @@ const EPHEMERAL: core::ops::RangeInclusive<u16> = 32768..=60999;
 
 /// The TCP layer of one worker. See the module documentation.
 pub struct TcpStack<B: PacketBuf> {
-    config: TcpConfig,
+    /// Shared by every connection of this stack (and no other stack).
+    config: SharedConfig,
     caps: ChecksumCaps,
-    slots: Vec<Slot<B>>,
+    slots: Slots<B>,
     free: Vec<u32>,
     flows: HashMap<FourTuple, u32, FlowHashBuilder>,
     listeners: HashMap<u16, Listener>,
@@ -219,9 +280,9 @@ impl<B: PacketBuf> TcpStack<B> {
         let port_seed = u16::from_le_bytes([secret[40], secret[41]]);
         let span = EPHEMERAL.end() - EPHEMERAL.start() + 1;
         TcpStack {
-            config,
+            config: SharedConfig::new(config),
             caps,
-            slots: Vec::new(),
+            slots: Slots::new(),
             free: Vec::new(),
             flows: HashMap::with_hasher(FlowHashBuilder::new(flow_key)),
             listeners: HashMap::new(),
@@ -346,7 +407,7 @@ impl<B: PacketBuf> TcpStack<B> {
     /// The connection on `tuple`, if any (any state but CLOSED).
     pub fn lookup(&self, tuple: &FourTuple) -> Option<ConnId> {
         let index = *self.flows.get(tuple)?;
-        let slot = self.slots.get(index as usize)?;
+        let slot = self.slots.get(index)?;
         slot.entry.as_ref().map(|_| ConnId {
             index,
             generation: slot.generation,
@@ -356,7 +417,7 @@ impl<B: PacketBuf> TcpStack<B> {
     /// A connection, to read its state.
     pub fn conn(&self, id: ConnId) -> Option<&Connection<B>> {
         self.slots
-            .get(id.index as usize)
+            .get(id.index)
             .filter(|s| s.generation == id.generation)
             .and_then(|s| s.entry.as_ref())
             .map(|e| &e.conn)
@@ -419,7 +480,7 @@ impl<B: PacketBuf> TcpStack<B> {
                 && !seg.flags.contains(TcpFlags::ACK)
                 && self
                     .slots
-                    .get(index as usize)
+                    .get(index)
                     .and_then(|s| s.entry.as_ref())
                     .is_some_and(|e| {
                         e.conn.state() == State::TimeWait && e.conn.time_wait_accepts_syn(&seg)
@@ -429,11 +490,7 @@ impl<B: PacketBuf> TcpStack<B> {
                 self.stats.time_wait_reused += 1;
                 self.remove(index);
             } else {
-                if let Some(e) = self
-                    .slots
-                    .get_mut(index as usize)
-                    .and_then(|s| s.entry.as_mut())
-                {
+                if let Some(e) = self.slots.get_mut(index).and_then(|s| s.entry.as_mut()) {
                     e.conn.handle_segment(now, &seg, payload);
                 }
                 // Back to the pool: a handle still shared with the payload
@@ -633,7 +690,8 @@ impl<B: PacketBuf> TcpStack<B> {
     // ----- timers -----
 
     /// The earliest time `handle_timeout` has work: a lower bound (the wheel
-    /// may come due up to 511 ms before a timer and re-file it, after which
+    /// may come due up to 511 ms before a timer and re-file it, and an entry
+    /// stays at a deadline that has since moved later or gone, after which
     /// this gives a later time), never later than the next timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.wheel.next_deadline()
@@ -646,7 +704,7 @@ impl<B: PacketBuf> TcpStack<B> {
                 continue;
             };
             e.timer = None;
-            e.deadline = None;
+            e.deadline = encode_deadline(None);
             e.conn.handle_timeout(now);
             self.touch(id.index, now);
         }
@@ -672,11 +730,7 @@ impl<B: PacketBuf> TcpStack<B> {
             }
         }
         while let Some(&index) = self.dirty.front() {
-            let Some(e) = self
-                .slots
-                .get_mut(index as usize)
-                .and_then(|s| s.entry.as_mut())
-            else {
+            let Some(e) = self.slots.get_mut(index).and_then(|s| s.entry.as_mut()) else {
                 self.dirty.pop_front();
                 continue;
             };
@@ -705,7 +759,7 @@ impl<B: PacketBuf> TcpStack<B> {
 
     fn entry_mut(&mut self, id: ConnId) -> Option<&mut Entry<B>> {
         self.slots
-            .get_mut(id.index as usize)
+            .get_mut(id.index)
             .filter(|s| s.generation == id.generation)
             .and_then(|s| s.entry.as_mut())
     }
@@ -719,24 +773,19 @@ impl<B: PacketBuf> TcpStack<B> {
         let entry = Entry {
             conn,
             timer: None,
-            deadline: None,
+            deadline: encode_deadline(None),
             listener,
             accepted_queue: false,
             dirty: false,
         };
         let index = match self.free.pop() {
             Some(i) => i,
-            None => {
-                let i =
-                    u32::try_from(self.slots.len()).map_err(|_| StackError::TooManyConnections)?;
-                self.slots.push(Slot {
-                    generation: 0,
-                    entry: None,
-                });
-                i
-            }
+            None => self.slots.grow().ok_or(StackError::TooManyConnections)?,
         };
-        let slot = &mut self.slots[index as usize];
+        let slot = self
+            .slots
+            .get_mut(index)
+            .ok_or(StackError::TooManyConnections)?;
         slot.entry = Some(entry);
         self.flows.insert(tuple, index);
         Ok(ConnId {
@@ -748,11 +797,7 @@ impl<B: PacketBuf> TcpStack<B> {
     /// After anything happened to connection `index`: schedule it for
     /// transmission and bring its events, buffers and timer up to date.
     fn touch(&mut self, index: u32, now: Instant) {
-        let Some(e) = self
-            .slots
-            .get_mut(index as usize)
-            .and_then(|s| s.entry.as_mut())
-        else {
+        let Some(e) = self.slots.get_mut(index).and_then(|s| s.entry.as_mut()) else {
             return;
         };
         if !e.dirty {
@@ -765,7 +810,7 @@ impl<B: PacketBuf> TcpStack<B> {
     /// Collects a connection's events and buffers, re-files its timer, and
     /// removes it once CLOSED.
     fn settle(&mut self, index: u32, _now: Instant) {
-        let Some(slot) = self.slots.get_mut(index as usize) else {
+        let Some(slot) = self.slots.get_mut(index) else {
             return;
         };
         let id = ConnId {
@@ -796,8 +841,14 @@ impl<B: PacketBuf> TcpStack<B> {
             }
             self.events.push_back((id, ev));
         }
-        let deadline = e.conn.poll_timeout();
-        if deadline != e.deadline {
+        // Filed again only when the deadline moves earlier (or nothing is
+        // filed). A later one (the RTO restarted by an ACK, the delayed
+        // ACK sent and re-armed, a timer stopped) leaves the entry where it
+        // is: it fires early, the connection finds nothing due, and it is
+        // filed at the deadline of that moment. One wheel operation per
+        // timer that comes closer instead of one per segment.
+        let deadline = encode_deadline(e.conn.poll_timeout());
+        if deadline < e.deadline {
             e.deadline = deadline;
             // TCP timers are due on their tick. The wheel is exact up to
             // `PRECISE_TICKS` ahead and a bounded fraction late beyond; a far
@@ -805,19 +856,11 @@ impl<B: PacketBuf> TcpStack<B> {
             // early by that bound, so it fires at or before the deadline,
             // and the remainder is filed again then (a no-op wake-up for
             // the connection; a few in a long timer's life).
-            let file_at = deadline.map(|d| d - self.wheel.lateness_for(d));
-            match (e.timer, file_at) {
-                (Some(h), Some(d)) => {
-                    if !self.wheel.reschedule(h, d) {
-                        e.timer = self.wheel.insert(d, id).ok();
-                    }
-                }
-                (None, Some(d)) => e.timer = self.wheel.insert(d, id).ok(),
-                (Some(h), None) => {
-                    self.wheel.cancel(h);
-                    e.timer = None;
-                }
-                (None, None) => {}
+            let d = Instant::from_nanos(deadline);
+            let file_at = d - self.wheel.lateness_for(d);
+            let rescheduled = e.timer.is_some_and(|h| self.wheel.reschedule(h, file_at));
+            if !rescheduled {
+                e.timer = self.wheel.insert(file_at, id).ok();
             }
         }
         if e.conn.state() == State::Closed && !e.dirty {
@@ -827,7 +870,7 @@ impl<B: PacketBuf> TcpStack<B> {
 
     /// Drops connection `index` from every table.
     fn remove(&mut self, index: u32) {
-        let Some(slot) = self.slots.get_mut(index as usize) else {
+        let Some(slot) = self.slots.get_mut(index) else {
             return;
         };
         let Some(mut e) = slot.entry.take() else {

@@ -863,7 +863,12 @@ impl<'a> TcpRepr<'a> {
     /// SACK blocks `emit` writes: those present, as many as fit in the 40
     /// bytes of option space after the other options (RFC 2018 §3: three
     /// with timestamps).
+    #[inline]
     pub fn sack_blocks_emitted(&self) -> usize {
+        if self.sack_ranges.iter().all(Option::is_none) {
+            // The common case.
+            return 0;
+        }
         let present = self.sack_ranges.iter().flatten().count();
         let room = (MAX_HEADER_LEN - HEADER_LEN - self.base_options_len()).saturating_sub(4) / 8;
         present.min(room)
@@ -907,19 +912,7 @@ impl<'a> TcpRepr<'a> {
         dst: Ipv4Addr,
         caps: &ChecksumCaps,
     ) {
-        let header_len = self.header_len();
-        packet.set_src_port(self.src_port);
-        packet.set_dst_port(self.dst_port);
-        packet.set_seq_number(self.seq_number);
-        packet.set_ack_number(self.ack_number.unwrap_or_default());
-        let mut flags = TcpFlags::from_bits(self.flags.bits() & 0x00ff);
-        flags.set(TcpFlags::ACK, self.ack_number.is_some());
-        packet.set_flags(flags);
-        packet.set_header_len(header_len);
-        packet.set_window_len(self.window_len);
-        packet.set_checksum(0);
-        packet.set_urgent_at(0);
-        self.emit_options(&mut packet.buffer.as_mut()[field::OPTIONS..header_len]);
+        self.emit_header(packet.buffer.as_mut());
         if caps.tcp.compute_tx() {
             packet.fill_checksum(src, dst);
         } else {
@@ -927,42 +920,79 @@ impl<'a> TcpRepr<'a> {
         }
     }
 
-    fn emit_options(&self, mut buf: &mut [u8]) {
-        use TcpOption as O;
+    /// Writes header and options into the first
+    /// [`header_len`](Self::header_len) bytes of `header`, the checksum
+    /// field zero: for a caller that sums the header and a payload held
+    /// elsewhere (scatter-gather transmit) itself. Returns the header
+    /// length.
+    ///
+    /// # Panics
+    /// If `header` is shorter than `header_len()`.
+    pub fn emit_header(&self, header: &mut [u8]) -> usize {
+        let sacks = self.sack_blocks_emitted();
+        let options = self.base_options_len() + if sacks > 0 { 4 + 8 * sacks } else { 0 };
+        let header_len = HEADER_LEN + options;
+        let h = &mut header[..header_len];
+        let mut flags = TcpFlags::from_bits(self.flags.bits() & 0x00ff);
+        flags.set(TcpFlags::ACK, self.ack_number.is_some());
+        let offset_flags = (((header_len / 4) as u16) << 12) | flags.bits();
+        h[field::SRC_PORT].copy_from_slice(&self.src_port.to_be_bytes());
+        h[field::DST_PORT].copy_from_slice(&self.dst_port.to_be_bytes());
+        h[field::SEQ_NUM].copy_from_slice(&self.seq_number.0.to_be_bytes());
+        let ack = self.ack_number.unwrap_or_default().0;
+        h[field::ACK_NUM].copy_from_slice(&ack.to_be_bytes());
+        h[field::FLAGS].copy_from_slice(&offset_flags.to_be_bytes());
+        h[field::WIN_SIZE].copy_from_slice(&self.window_len.to_be_bytes());
+        h[field::CHECKSUM].copy_from_slice(&[0, 0]);
+        h[field::URGENT].copy_from_slice(&[0, 0]);
+        self.emit_options(&mut h[field::OPTIONS..], sacks);
+        header_len
+    }
+
+    /// The options as `header_len` counts them, `sacks` SACK blocks
+    /// included: each padded to 4 bytes with NOPs, as Linux lays them out.
+    fn emit_options(&self, buf: &mut [u8], sacks: usize) {
+        use field::{OPT_MSS, OPT_NOP, OPT_SACKPERM, OPT_SACKRNG, OPT_TSTAMP, OPT_WS};
+        let mut i = 0;
         if let Some(mss) = self.max_seg_size {
-            buf = O::MaxSegmentSize(mss).emit(buf);
+            let [hi, lo] = mss.to_be_bytes();
+            buf[i..i + 4].copy_from_slice(&[OPT_MSS, 4, hi, lo]);
+            i += 4;
         }
         match (self.timestamp, self.sack_permitted) {
             (Some((tsval, tsecr)), sack_permitted) => {
-                if sack_permitted {
-                    buf = O::SackPermitted.emit(buf);
+                let lead = if sack_permitted {
+                    [OPT_SACKPERM, 2]
                 } else {
-                    buf = O::NoOperation.emit(O::NoOperation.emit(buf));
-                }
-                buf = O::TimeStamp { tsval, tsecr }.emit(buf);
+                    [OPT_NOP, OPT_NOP]
+                };
+                buf[i..i + 2].copy_from_slice(&lead);
+                buf[i + 2..i + 4].copy_from_slice(&[OPT_TSTAMP, 10]);
+                buf[i + 4..i + 8].copy_from_slice(&tsval.to_be_bytes());
+                buf[i + 8..i + 12].copy_from_slice(&tsecr.to_be_bytes());
+                i += 12;
             }
             (None, true) => {
-                buf = O::NoOperation.emit(O::NoOperation.emit(buf));
-                buf = O::SackPermitted.emit(buf);
+                buf[i..i + 4].copy_from_slice(&[OPT_NOP, OPT_NOP, OPT_SACKPERM, 2]);
+                i += 4;
             }
             (None, false) => {}
         }
         if let Some(shift) = self.window_scale {
-            buf = O::WindowScale(shift).emit(O::NoOperation.emit(buf));
+            buf[i..i + 4].copy_from_slice(&[OPT_NOP, OPT_WS, 3, shift]);
+            i += 4;
         }
-        let n = self.sack_blocks_emitted();
-        if n > 0 {
-            let mut ranges = [None; 4];
-            for (slot, r) in ranges
-                .iter_mut()
-                .zip(self.sack_ranges.iter().flatten().take(n))
-            {
-                *slot = Some(*r);
+        if sacks > 0 {
+            let len = (2 + 8 * sacks) as u8;
+            buf[i..i + 4].copy_from_slice(&[OPT_NOP, OPT_NOP, OPT_SACKRNG, len]);
+            i += 4;
+            for (l, r) in self.sack_ranges.iter().flatten().take(sacks) {
+                buf[i..i + 4].copy_from_slice(&l.to_be_bytes());
+                buf[i + 4..i + 8].copy_from_slice(&r.to_be_bytes());
+                i += 8;
             }
-            buf = O::NoOperation.emit(O::NoOperation.emit(buf));
-            buf = O::SackRange(ranges).emit(buf);
         }
-        debug_assert!(buf.is_empty());
+        debug_assert_eq!(i, buf.len());
     }
 
     /// Copies the payload behind the header and emits the header: a

@@ -31,17 +31,20 @@ pub struct Cubic {
     cwnd_prior: f64,
     /// `K` in seconds.
     k: f64,
-    /// Start of the current congestion-avoidance stage; `None` until its
-    /// first ACK.
-    epoch_start: Option<Instant>,
+    /// Start of the current congestion-avoidance stage, once `in_epoch`
+    /// (from its first ACK on). Not an `Option`: that would take 16 bytes.
+    epoch_start: Instant,
     /// `W_est` in segments (§4.3).
     w_est: f64,
     /// Fraction of a byte of growth not yet added to cwnd.
     carry: f64,
-    /// Latest smoothed RTT handed in.
-    srtt: Duration,
+    /// Latest smoothed RTT handed in, in nanoseconds (8 bytes rather
+    /// than a `Duration`'s 16; exact).
+    srtt_ns: u64,
     /// The next stage follows a timeout: `K = 0`, `W_max = cwnd` (§4.8).
     after_timeout: bool,
+    /// A congestion-avoidance stage is under way (`epoch_start` is set).
+    in_epoch: bool,
 }
 
 impl Cubic {
@@ -52,11 +55,12 @@ impl Cubic {
             w_max: 0.0,
             cwnd_prior: 0.0,
             k: 0.0,
-            epoch_start: None,
+            epoch_start: Instant::ZERO,
             w_est: 0.0,
             carry: 0.0,
-            srtt: Duration::ZERO,
+            srtt_ns: 0,
             after_timeout: false,
+            in_epoch: false,
         }
     }
 
@@ -82,29 +86,27 @@ impl Cubic {
 
     fn avoidance(&mut self, now: Instant, acked: u32) {
         let cwnd = self.segments(self.w.cwnd);
-        let start = match self.epoch_start {
-            Some(s) => s,
-            None => {
-                // A new congestion-avoidance stage (§4.2).
-                if self.after_timeout || self.w_max <= cwnd {
-                    // §4.8 after a timeout; also when the window is already
-                    // past W_max (no loss yet, or W_max lowered): the curve
-                    // starts at cwnd and is convex from here.
-                    self.k = 0.0;
-                    self.w_max = cwnd;
-                } else {
-                    // §4.2 eq. 2: K = cbrt((W_max - cwnd_epoch) / C).
-                    self.k = ((self.w_max - cwnd) / C).cbrt();
-                }
-                self.after_timeout = false;
-                // §4.3: W_est starts at cwnd_epoch.
-                self.w_est = cwnd;
-                self.epoch_start = Some(now);
-                now
+        if !self.in_epoch {
+            // A new congestion-avoidance stage (§4.2).
+            if self.after_timeout || self.w_max <= cwnd {
+                // §4.8 after a timeout; also when the window is already
+                // past W_max (no loss yet, or W_max lowered): the curve
+                // starts at cwnd and is convex from here.
+                self.k = 0.0;
+                self.w_max = cwnd;
+            } else {
+                // §4.2 eq. 2: K = cbrt((W_max - cwnd_epoch) / C).
+                self.k = ((self.w_max - cwnd) / C).cbrt();
             }
-        };
+            self.after_timeout = false;
+            // §4.3: W_est starts at cwnd_epoch.
+            self.w_est = cwnd;
+            self.epoch_start = now;
+            self.in_epoch = true;
+        }
+        let start = self.epoch_start;
         let t = now.saturating_since(start).as_secs_f64();
-        let rtt = self.srtt.as_secs_f64();
+        let rtt = Duration::from_nanos(self.srtt_ns).as_secs_f64();
         let acked_segments = self.segments(acked);
 
         // §4.3: Reno-friendly estimate; alpha becomes 1 once W_est reaches
@@ -143,7 +145,7 @@ impl Cubic {
 impl CongestionController for Cubic {
     fn on_ack(&mut self, now: Instant, acked: u32, rtt: Option<Duration>, _in_flight: u32) {
         if let Some(rtt) = rtt {
-            self.srtt = rtt;
+            self.srtt_ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
         }
         if self.w.in_recovery {
             return;
@@ -173,7 +175,7 @@ impl CongestionController for Cubic {
         self.cwnd_prior = cwnd;
         self.w.ssthresh = self.reduced(in_flight);
         self.w.cwnd = self.w.ssthresh;
-        self.epoch_start = None;
+        self.in_epoch = false;
         self.carry = 0.0;
     }
 
@@ -184,7 +186,7 @@ impl CongestionController for Cubic {
     fn on_recovery_exit(&mut self, _now: Instant) {
         self.w.exit_recovery();
         // The congestion-avoidance stage starts with the next ACK.
-        self.epoch_start = None;
+        self.in_epoch = false;
     }
 
     fn on_rto(&mut self, _now: Instant, in_flight: u32) {
@@ -196,7 +198,7 @@ impl CongestionController for Cubic {
         let ssthresh = self.reduced(in_flight);
         self.w.timeout(ssthresh);
         self.after_timeout = true;
-        self.epoch_start = None;
+        self.in_epoch = false;
         self.carry = 0.0;
     }
 
@@ -397,7 +399,7 @@ mod tests {
         // W_max = cwnd at its start.
         let mut epoch = None;
         run(&mut c, T0, Duration::from_secs(3), rtt, |now, c| {
-            if epoch.is_none() && c.epoch_start.is_some() {
+            if epoch.is_none() && c.in_epoch {
                 epoch = Some((now, c.w_max()));
             }
         });

@@ -14,10 +14,12 @@ impl<B: PacketBuf> Connection<B> {
     pub fn handle_segment(&mut self, now: Instant, seg: &TcpRepr<'_>, payload: Option<B>) {
         bump(&mut self.stats.segs_in);
         let mut payload = payload;
-        match self.state {
-            State::Closed | State::Listen => bump(&mut self.stats.dropped),
-            State::SynSent => self.input_syn_sent(now, seg),
-            _ => self.input_synchronized(now, seg, &mut payload),
+        if !self.fast_input(now, seg, &mut payload) {
+            match self.state {
+                State::Closed | State::Listen => bump(&mut self.stats.dropped),
+                State::SynSent => self.input_syn_sent(now, seg),
+                _ => self.input_synchronized(now, seg, &mut payload),
+            }
         }
         // Whatever the receive queue did not keep goes back to its pool
         // through `poll_recycle` (a NIC's pool is fixed: a buffer dropped
@@ -87,7 +89,6 @@ impl<B: PacketBuf> Connection<B> {
             .on_handshake_complete(self.flags & F_SYN_TIMED_OUT != 0);
         self.retries = 0;
         self.recover = self.snd_una;
-        self.rack_fack = self.snd_una;
         if self.snd_una == self.snd_max {
             self.timers.stop(Timer::Rto);
         }
@@ -337,16 +338,7 @@ impl<B: PacketBuf> Connection<B> {
             return;
         };
         match self.rxq.insert(TcpSeqNumber(seq), buf, 0..plen as usize) {
-            Insert::InOrder { filled_hole, .. } => {
-                self.events |= EV_READABLE;
-                self.unacked_segs = self.unacked_segs.saturating_add(1);
-                if filled_hole || self.unacked_segs >= 2 || self.cfg.delayed_ack == Duration::ZERO {
-                    self.flags |= F_ACK_NOW;
-                } else if !self.timers.is_set(Timer::DelayedAck) {
-                    self.timers
-                        .set(Timer::DelayedAck, now + self.cfg.delayed_ack);
-                }
-            }
+            Insert::InOrder { filled_hole, .. } => self.in_order_data(now, filled_hole),
             Insert::OutOfOrder => {
                 bump(&mut self.stats.ooo_segments);
                 self.flags |= F_ACK_NOW;
@@ -369,6 +361,19 @@ impl<B: PacketBuf> Connection<B> {
                 self.rxq.release(b);
             }
             Insert::Empty(b) => self.rxq.release(b),
+        }
+    }
+
+    /// In-order data was queued: readable, and the ACK it owes.
+    #[inline]
+    pub(super) fn in_order_data(&mut self, now: Instant, filled_hole: bool) {
+        self.events |= EV_READABLE;
+        self.unacked_segs = self.unacked_segs.saturating_add(1);
+        if filled_hole || self.unacked_segs >= 2 || self.cfg.delayed_ack == Duration::ZERO {
+            self.flags |= F_ACK_NOW;
+        } else if !self.timers.is_set(Timer::DelayedAck) {
+            self.timers
+                .set(Timer::DelayedAck, now + self.cfg.delayed_ack);
         }
     }
 
@@ -395,7 +400,7 @@ impl<B: PacketBuf> Connection<B> {
 
     /// ACK processing (§3.10.7.4 fifth step) with congestion control and
     /// loss recovery. `pure` when the segment carries no data and no FIN.
-    fn process_ack(&mut self, now: Instant, seg: &TcpRepr<'_>, ack: u32, pure: bool) {
+    pub(super) fn process_ack(&mut self, now: Instant, seg: &TcpRepr<'_>, ack: u32, pure: bool) {
         let seq = seg.seq_number.0;
         let new_wnd = u32::from(seg.window_len) << self.snd_wscale;
         let mss = u32::from(self.mss);
@@ -528,17 +533,7 @@ impl<B: PacketBuf> Connection<B> {
             self.arm_pto(now);
         }
 
-        // Window update (§3.10.7.4): only from a newer segment.
-        if seq_lt(self.snd_wl1, seq) || (self.snd_wl1 == seq && seq_le(self.snd_wl2, ack)) {
-            self.snd_wnd = new_wnd;
-            self.snd_wl1 = seq;
-            self.snd_wl2 = ack;
-            self.max_snd_wnd = self.max_snd_wnd.max(new_wnd);
-            if new_wnd > 0 {
-                self.timers.stop(Timer::Persist);
-                self.persist_backoff = 0;
-            }
-        }
+        self.update_send_window(seq, ack, new_wnd);
 
         // Our FIN acknowledged.
         if self.flags & F_FIN_ACKED != 0 {
@@ -553,6 +548,21 @@ impl<B: PacketBuf> Connection<B> {
                 State::Closing => self.enter_time_wait(now),
                 State::LastAck => self.enter_closed(CloseReason::Normal),
                 _ => {}
+            }
+        }
+    }
+
+    /// Window update (§3.10.7.4): only from a newer segment.
+    #[inline]
+    pub(super) fn update_send_window(&mut self, seq: u32, ack: u32, new_wnd: u32) {
+        if seq_lt(self.snd_wl1, seq) || (self.snd_wl1 == seq && seq_le(self.snd_wl2, ack)) {
+            self.snd_wnd = new_wnd;
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+            self.max_snd_wnd = self.max_snd_wnd.max(new_wnd);
+            if new_wnd > 0 {
+                self.timers.stop(Timer::Persist);
+                self.persist_backoff = 0;
             }
         }
     }

@@ -22,7 +22,7 @@
 //! duplicate ACKs (RFC 5681, RFC 6582, RFC 3042 limited transmit).
 
 use super::*;
-use crate::tcp::send::Delivered;
+use crate::tcp::send::{Delivered, Rack};
 use crate::time::Duration;
 
 /// WCDelAckT (RFC 8985 §7.2): the worst-case delayed-ACK wait added to
@@ -137,7 +137,11 @@ impl<B: PacketBuf> Connection<B> {
             min_rtt: self.min_rtt(),
             rack: None,
             newest: None,
-            fack: seq_max(self.rack_fack, self.snd_una),
+            fack: self
+                .board
+                .rack()
+                .and_then(|r| r.fack)
+                .map_or(self.snd_una, |f| seq_max(f, self.snd_una)),
             reordered: false,
         }
     }
@@ -169,16 +173,16 @@ impl<B: PacketBuf> Connection<B> {
         }
         // RFC 8985 §6.2 step 2: RACK.rtt from this ACK's most recently sent
         // segment; RACK.xmit_ts only moves forward.
-        if let Some((t, e, rtt)) = w.rack {
-            self.rack_rtt_us = us(rtt);
-            self.min_rtt_us = self.min_rtt_us.min(self.rack_rtt_us);
-            if self.flags & F_RACK_VALID == 0 || sent_after(t, e, self.rack_xmit, self.rack_end) {
-                self.rack_xmit = t;
-                self.rack_end = e;
-                self.flags |= F_RACK_VALID;
+        if let Some(rack) = self.board.rack_mut() {
+            if let Some((t, e, rtt)) = w.rack {
+                rack.rtt_us = us(rtt);
+                if rack.seg.is_none_or(|(rt, re)| sent_after(t, e, rt, re)) {
+                    rack.seg = Some((t, e));
+                }
+                self.min_rtt_us = self.min_rtt_us.min(rack.rtt_us);
             }
+            rack.fack = Some(w.fack);
         }
-        self.rack_fack = w.fack;
         if w.reordered {
             self.flags |= F_REORDER_SEEN;
         }
@@ -188,12 +192,18 @@ impl<B: PacketBuf> Connection<B> {
     /// once per round trip with a D-SACK, back to the base after 16
     /// recoveries without one.
     pub(super) fn rack_update_reo_wnd(&mut self, dsack: bool, exiting_recovery: bool) {
-        if self.flags & F_DSACK_ROUND != 0 && seq_le(self.dsack_round, self.snd_una) {
-            self.flags &= !F_DSACK_ROUND;
+        let (una, max) = (self.snd_una, self.snd_max);
+        let mut grow = false;
+        if let Some(rack) = self.board.rack_mut() {
+            if rack.dsack_round.is_some_and(|r| seq_le(r, una)) {
+                rack.dsack_round = None;
+            }
+            if rack.dsack_round.is_none() && dsack {
+                rack.dsack_round = Some(max);
+                grow = true;
+            }
         }
-        if self.flags & F_DSACK_ROUND == 0 && dsack {
-            self.flags |= F_DSACK_ROUND;
-            self.dsack_round = self.snd_max;
+        if grow {
             self.reo_wnd_mult = self.reo_wnd_mult.saturating_add(1);
             self.reo_wnd_persist = REO_WND_PERSIST;
         } else if exiting_recovery {
@@ -225,19 +235,21 @@ impl<B: PacketBuf> Connection<B> {
     /// RACK.rtt + RACK.reo_wnd: how long a segment sent before the RACK
     /// segment may stay undelivered.
     fn rack_wait(&self) -> Duration {
-        Duration::from_micros(u64::from(self.rack_rtt_us)) + self.rack_reo_wnd()
+        let rtt = self.board.rack().map_or(0, |r: &Rack| r.rtt_us);
+        Duration::from_micros(u64::from(rtt)) + self.rack_reo_wnd()
     }
 
     /// RFC 8985 §6.2 step 5: marks lost what RACK deems lost and arms the
     /// reordering timer for the rest. Returns whether anything was marked.
     pub(super) fn rack_detect_loss(&mut self, now: Instant) -> bool {
-        if self.flags & (F_SACK | F_RACK_VALID) != F_SACK | F_RACK_VALID || self.board.is_empty() {
+        let Some((xmit, end)) = self.board.rack().and_then(|r| r.seg) else {
+            return false;
+        };
+        if self.flags & F_SACK == 0 || self.board.is_empty() {
             return false;
         }
         let wait = self.rack_wait();
-        let (n, timeout) = self
-            .board
-            .rack_detect(now, self.rack_xmit, self.rack_end, wait);
+        let (n, timeout) = self.board.rack_detect(now, xmit, end, wait);
         self.stats.rack_lost = self.stats.rack_lost.saturating_add(n);
         match timeout {
             Some(t) => {

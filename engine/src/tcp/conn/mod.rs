@@ -31,13 +31,14 @@ use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpRepr, TcpSeqNumber};
 
 use super::cc::{CongestionControl, CongestionController};
-use super::config::TcpConfig;
+use super::config::{SharedConfig, ToSharedConfig};
 use super::rtt::RttEstimator;
 use super::send::{seq_le, seq_lt, seq_max, Scoreboard, SendQueue};
 use super::timer::{Timer, TimerTable};
 use super::FourTuple;
 
 mod check;
+mod fast;
 mod input;
 mod loss;
 mod output;
@@ -172,10 +173,6 @@ pub struct ConnStats {
     pub alloc_failures: u32,
 }
 
-/// In-order views a drained receive queue keeps room for (a few hundred
-/// bytes): see [`Connection::poll_recycle`].
-const IDLE_READY_KEEP: usize = 4;
-
 #[inline]
 pub(crate) fn bump(c: &mut u32) {
     *c = c.saturating_add(1);
@@ -207,22 +204,18 @@ const F_FIN_ACKED: u32 = 1 << 19;
 const F_LOSS: u32 = 1 << 20;
 /// RACK.reordering_seen (RFC 8985 §6.2 step 3).
 const F_REORDER_SEEN: u32 = 1 << 21;
-/// RACK.xmit_ts / RACK.end_seq hold a delivered segment.
-const F_RACK_VALID: u32 = 1 << 22;
-/// RACK.dsack_round is set (RFC 8985 §6.2 step 4).
-const F_DSACK_ROUND: u32 = 1 << 23;
 /// A tail loss probe is out: TLP.end_seq is set (RFC 8985 §7.4).
-const F_TLP_OPEN: u32 = 1 << 24;
+const F_TLP_OPEN: u32 = 1 << 22;
 /// `Timer::Rack` holds the probe timeout, not a reordering timeout.
-const F_TLP_PTO: u32 = 1 << 25;
+const F_TLP_PTO: u32 = 1 << 23;
 /// The probe timeout fired: the next segment is a loss probe (§7.3).
-const F_TLP_SEND: u32 = 1 << 26;
+const F_TLP_SEND: u32 = 1 << 24;
 /// The rescue retransmission of this recovery went out (RFC 6675 §4).
-const F_RESCUED: u32 = 1 << 27;
+const F_RESCUED: u32 = 1 << 25;
 /// TLP.is_retrans: the probe out sent the last segment again.
-const F_TLP_RXT: u32 = 1 << 28;
+const F_TLP_RXT: u32 = 1 << 26;
 /// No RTT sample since the last probe: no other probe yet (§7.3).
-const F_TLP_NO_RTT: u32 = 1 << 29;
+const F_TLP_NO_RTT: u32 = 1 << 27;
 
 // Event bits, delivered in this order.
 const EV_CONNECTED: u8 = 1 << 0;
@@ -233,9 +226,15 @@ const EV_CLOSED: u8 = 1 << 4;
 
 /// One TCP connection. See the module docs for the call order.
 ///
-/// Layout: the sequence-space variables touched by every segment come
-/// first, then the timers and estimators, then the queues, then the cold
-/// configuration and counters.
+/// Layout (`repr(C)` keeps the declared order, which the compiler would
+/// otherwise sort by alignment): the sequence-space variables and flags
+/// every segment touches first, with the configuration pointer and the
+/// timer table, then the receive and send queues, the estimators, and the
+/// cold state and counters last. Rarely used state (SACK scoreboard,
+/// reassembly set, a receive backlog) is boxed and allocated only while in
+/// use, so an idle connection holds no heap memory (DESIGN.md principle 6).
+/// `size_of::<Connection<HeapBuf>>()` is pinned by a test in `tests.rs`.
+#[repr(C)]
 pub struct Connection<B: PacketBuf> {
     // --- hot: every segment ---
     state: State,
@@ -247,39 +246,53 @@ pub struct Connection<B: PacketBuf> {
     snd_nxt: u32,
     /// Highest sequence number sent (SND.MAX; RFC 6675 HighData).
     snd_max: u32,
-    /// End of the last sub-MSS segment sent (Minshall's Nagle variant).
-    snd_sml: u32,
     snd_wnd: u32,
     snd_wl1: u32,
     snd_wl2: u32,
     max_snd_wnd: u32,
     /// Right edge of the window last advertised.
     rcv_adv: u32,
+    /// RCV.NXT in the last ACK sent (RFC 7323 §4.3 Last.ACK.sent).
+    last_ack_sent: u32,
+    ts_recent: u32,
+    ts_offset: u32,
     /// Sender payload size per segment (peer MSS, clamped, less the
     /// timestamp option).
     mss: u16,
     dup_acks: u8,
     /// Full-sized segments received since our last ACK (RFC 1122 §4.2.3.2).
     unacked_segs: u8,
+    /// End of the last sub-MSS segment sent (Minshall's Nagle variant).
+    snd_sml: u32,
     /// RFC 6582 `recover`: SND.MAX when recovery began.
     recover: u32,
-    /// Bytes counted out of the pipe for duplicate ACKs without SACK.
-    dup_bytes: u32,
-    ts_recent: u32,
-    ts_offset: u32,
-    /// RCV.NXT in the last ACK sent (RFC 7323 §4.3 Last.ACK.sent).
-    last_ack_sent: u32,
+    cfg: SharedConfig,
+    timers: TimerTable,
+    // --- queues ---
+    rxq: RecvQueue<B>,
+    sendq: SendQueue<B>,
+    board: Scoreboard,
+    // --- estimators (every ACK of new data) ---
+    rtt: RttEstimator,
     /// Our SYN's sequence number + 1 and when it was last sent: the
     /// handshake's RTT sample (data segments are timed on the
     /// scoreboard).
     rtt_seq: u32,
     rtt_sent: Instant,
+    cc: CongestionControl,
+    // --- RACK-TLP (RFC 8985; the rest lives with the scoreboard) ---
+    /// RACK.min_RTT, in microseconds (`u32::MAX`: none yet).
+    min_rtt_us: u32,
+    /// TLP.end_seq.
+    tlp_end: u32,
+    /// RACK.reo_wnd_mult and RACK.reo_wnd_persist.
+    reo_wnd_mult: u8,
+    reo_wnd_persist: u8,
+    // --- cold ---
+    /// Bytes counted out of the pipe for duplicate ACKs without SACK.
+    dup_bytes: u32,
     iss: u32,
     irs: u32,
-    // --- timers and estimators ---
-    timers: TimerTable,
-    rtt: RttEstimator,
-    cc: CongestionControl,
     /// Consecutive retransmission timeouts (SYN or data).
     retries: u8,
     persist_backoff: u8,
@@ -289,30 +302,7 @@ pub struct Connection<B: PacketBuf> {
     rst_ack: u32,
     challenge_count: u32,
     challenge_epoch: Instant,
-    // --- RACK-TLP (RFC 8985) ---
-    /// RACK.xmit_ts and RACK.end_seq: the most recently sent segment
-    /// delivered.
-    rack_xmit: Instant,
-    rack_end: u32,
-    /// RACK.rtt and RACK.min_RTT, in microseconds (`u32::MAX`: none yet).
-    rack_rtt_us: u32,
-    min_rtt_us: u32,
-    /// RACK.fack: the highest sequence number delivered.
-    rack_fack: u32,
-    /// RACK.dsack_round.
-    dsack_round: u32,
-    /// TLP.end_seq.
-    tlp_end: u32,
-    /// RACK.reo_wnd_mult and RACK.reo_wnd_persist.
-    reo_wnd_mult: u8,
-    reo_wnd_persist: u8,
-    // --- queues ---
-    sendq: SendQueue<B>,
-    board: Scoreboard,
-    rxq: RecvQueue<B>,
-    // --- cold ---
     tuple: FourTuple,
-    cfg: TcpConfig,
     stats: ConnStats,
 }
 
@@ -333,7 +323,7 @@ impl<B: PacketBuf> core::fmt::Debug for Connection<B> {
 }
 
 impl<B: PacketBuf> Connection<B> {
-    fn new(cfg: &TcpConfig, tuple: FourTuple, iss: u32, state: State) -> Self {
+    fn new(cfg: SharedConfig, tuple: FourTuple, iss: u32, state: State) -> Self {
         let mss = cfg.mss.max(64);
         Connection {
             state,
@@ -373,12 +363,7 @@ impl<B: PacketBuf> Connection<B> {
             rst_ack: 0,
             challenge_count: 0,
             challenge_epoch: Instant::ZERO,
-            rack_xmit: Instant::ZERO,
-            rack_end: iss,
-            rack_rtt_us: 0,
             min_rtt_us: u32::MAX,
-            rack_fack: iss,
-            dsack_round: iss,
             tlp_end: iss,
             reo_wnd_mult: 1,
             reo_wnd_persist: 0,
@@ -386,19 +371,20 @@ impl<B: PacketBuf> Connection<B> {
             board: Scoreboard::new(),
             rxq: RecvQueue::new(TcpSeqNumber(0), cfg.rcv_buf as usize, 0),
             tuple,
-            cfg: *cfg,
+            cfg,
             stats: ConnStats::default(),
         }
     }
 
     /// Active open (RFC 9293 §3.5): the SYN goes out on the next
-    /// [`poll_transmit`](Self::poll_transmit). State: SYN-SENT.
-    pub fn connect(cfg: &TcpConfig, tuple: FourTuple, iss: u32, now: Instant) -> Self {
-        let mut c = Self::new(cfg, tuple, iss, State::SynSent);
-        if cfg.timestamps {
+    /// [`poll_transmit`](Self::poll_transmit). State: SYN-SENT. `cfg`: a
+    /// [`SharedConfig`] to share or a [`TcpConfig`](super::TcpConfig) to copy.
+    pub fn connect(cfg: &impl ToSharedConfig, tuple: FourTuple, iss: u32, now: Instant) -> Self {
+        let mut c = Self::new(cfg.to_shared(), tuple, iss, State::SynSent);
+        if c.cfg.timestamps {
             c.flags |= F_TS;
         }
-        if cfg.sack {
+        if c.cfg.sack {
             c.flags |= F_SACK;
         }
         c.arm_rto(now);
@@ -409,13 +395,13 @@ impl<B: PacketBuf> Connection<B> {
     /// options negotiated from it, the SYN-ACK goes out on the next
     /// [`poll_transmit`](Self::poll_transmit). State: SYN-RECEIVED.
     pub fn accept(
-        cfg: &TcpConfig,
+        cfg: &impl ToSharedConfig,
         tuple: FourTuple,
         iss: u32,
         syn: &TcpRepr<'_>,
         now: Instant,
     ) -> Self {
-        let mut c = Self::new(cfg, tuple, iss, State::SynReceived);
+        let mut c = Self::new(cfg.to_shared(), tuple, iss, State::SynReceived);
         c.flags |= F_PASSIVE;
         c.take_syn(syn, now);
         c.arm_rto(now);
@@ -430,7 +416,7 @@ impl<B: PacketBuf> Connection<B> {
     /// so any data it carries is queued.
     #[allow(clippy::too_many_arguments)]
     pub fn accept_cookie(
-        cfg: &TcpConfig,
+        cfg: &impl ToSharedConfig,
         tuple: FourTuple,
         iss: u32,
         ack: &TcpRepr<'_>,
@@ -439,25 +425,25 @@ impl<B: PacketBuf> Connection<B> {
         sack: bool,
         now: Instant,
     ) -> Self {
-        let mut c = Self::new(cfg, tuple, iss, State::Established);
+        let mut c = Self::new(cfg.to_shared(), tuple, iss, State::Established);
         c.flags |= F_PASSIVE;
         let irs = ack.seq_number.0.wrapping_sub(1);
         c.irs = irs;
         c.rxq = RecvQueue::new(
             TcpSeqNumber(irs.wrapping_add(1)),
-            cfg.rcv_buf as usize,
-            usize::from(cfg.max_ooo_segments),
+            c.cfg.rcv_buf as usize,
+            usize::from(c.cfg.max_ooo_segments),
         );
         c.rcv_adv = irs.wrapping_add(1);
         c.last_ack_sent = irs.wrapping_add(1);
-        if let (Some(peer), Some(ours)) = (wscale, cfg.wscale_shift()) {
+        if let (Some(peer), Some(ours)) = (wscale, c.cfg.wscale_shift()) {
             c.snd_wscale = peer.min(14);
             c.rcv_wscale = ours;
         }
-        if sack && cfg.sack {
+        if sack && c.cfg.sack {
             c.flags |= F_SACK;
         }
-        if cfg.timestamps {
+        if c.cfg.timestamps {
             if let Some((tsval, _)) = ack.timestamp {
                 c.flags |= F_TS | F_TS_RECENT_VALID;
                 c.ts_recent = tsval;
@@ -468,7 +454,6 @@ impl<B: PacketBuf> Connection<B> {
         c.snd_nxt = c.snd_una;
         c.snd_max = c.snd_una;
         c.recover = c.snd_una;
-        c.rack_fack = c.snd_una;
         c.snd_sml = c.snd_una;
         c.snd_wnd = u32::from(ack.window_len) << c.snd_wscale;
         c.max_snd_wnd = c.snd_wnd;
@@ -545,6 +530,11 @@ impl<B: PacketBuf> Connection<B> {
         self.tuple
     }
 
+    /// The configuration this connection runs with.
+    pub fn config(&self) -> &SharedConfig {
+        &self.cfg
+    }
+
     /// Counters.
     pub fn stats(&self) -> &ConnStats {
         &self.stats
@@ -581,26 +571,21 @@ impl<B: PacketBuf> Connection<B> {
     }
 
     /// The next application event.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
-        for bit in [
-            EV_CONNECTED,
-            EV_WRITABLE,
-            EV_READABLE,
-            EV_PEER_FIN,
-            EV_CLOSED,
-        ] {
-            if self.events & bit != 0 {
-                self.events &= !bit;
-                return Some(match bit {
-                    EV_CONNECTED => Event::Connected,
-                    EV_WRITABLE => Event::Writable,
-                    EV_READABLE => Event::Readable,
-                    EV_PEER_FIN => Event::PeerFin,
-                    _ => Event::Closed(self.close_reason),
-                });
-            }
+        if self.events == 0 {
+            return None;
         }
-        None
+        // The bits' order is the delivery order: lowest first.
+        let bit = self.events & self.events.wrapping_neg();
+        self.events &= !bit;
+        Some(match bit {
+            EV_CONNECTED => Event::Connected,
+            EV_WRITABLE => Event::Writable,
+            EV_READABLE => Event::Readable,
+            EV_PEER_FIN => Event::PeerFin,
+            _ => Event::Closed(self.close_reason),
+        })
     }
 
     /// A buffer the connection let go of (acknowledged data, duplicate or
@@ -615,9 +600,7 @@ impl<B: PacketBuf> Connection<B> {
         if self.sendq.is_empty() && self.rxq.buffered() == 0 {
             self.sendq.shrink_if_idle();
             self.board.shrink_if_idle();
-            // Room for a few in-order views stays: freeing it on every
-            // drain cost an allocation and a free per received segment.
-            self.rxq.shrink_to(IDLE_READY_KEEP);
+            self.rxq.shrink_to_fit();
         }
         None
     }
@@ -835,6 +818,7 @@ impl<B: PacketBuf> Connection<B> {
         self.timers.set(Timer::Persist, now + d);
     }
 
+    #[inline]
     fn arm_keepalive(&mut self, now: Instant) {
         if let Some(k) = self.cfg.keepalive {
             if self.state.is_synchronized() && self.state != State::TimeWait {

@@ -15,7 +15,7 @@ use super::*;
 use crate::tcp::send::SEG_RXT;
 /// IANA protocol number of TCP, for the pseudo-header.
 const PROTOCOL_TCP: u8 = 6;
-use crate::wire::{checksum, Checksum, ChecksumCaps, TcpPacket};
+use crate::wire::checksum;
 
 /// What kind of segment a plan is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,21 +44,42 @@ struct Plan {
     psh: bool,
 }
 
-/// Checksum caps for `TcpRepr::emit` on a header-only buffer: the real
-/// checksum (over the attached payload too) is written afterwards.
-const HEADER_ONLY: ChecksumCaps = ChecksumCaps {
-    ipv4: Checksum::None,
-    tcp: Checksum::None,
-    icmpv4: Checksum::None,
-};
-
 impl<B: PacketBuf> Connection<B> {
     /// One ready segment, or `None` when nothing is due. The header (with
     /// options and checksum) is in a buffer from `alloc`, with the headroom
     /// `alloc` left for IPv4 and Ethernet; the payload is attached as a
     /// shared view of the send queue's buffer (no copy). Call until `None`.
+    #[inline]
     pub fn poll_transmit(&mut self, now: Instant, alloc: &mut impl BufAlloc<Buf = B>) -> Option<B> {
-        let plan = self.plan(now)?;
+        if self.nothing_to_send() {
+            debug_assert!(
+                self.plan(now).is_none(),
+                "nothing_to_send() missed a segment"
+            );
+            return None;
+        }
+        self.transmit(now, alloc)
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) past the quick check.
+    fn transmit(&mut self, now: Instant, alloc: &mut impl BufAlloc<Buf = B>) -> Option<B> {
+        let plan = if self.at_most_ack() {
+            // The pure ACK owed (a receiver's common case).
+            let ack = Plan {
+                kind: Kind::Ack,
+                seq: self.snd_max,
+                len: 0,
+                fin: false,
+                psh: false,
+            };
+            debug_assert_eq!(
+                self.plan(now).map(|p| (p.kind, p.seq)),
+                Some((ack.kind, ack.seq))
+            );
+            ack
+        } else {
+            self.plan(now)?
+        };
         let payload = if plan.len > 0 {
             let off = plan.seq.wrapping_sub(self.data_base());
             Some(self.sendq.segment(off, plan.len)?)
@@ -71,21 +92,6 @@ impl<B: PacketBuf> Connection<B> {
         };
         let repr = self.header_for(&plan, now);
         let hlen = repr.header_len();
-        let start = out.len();
-        {
-            let Ok(hdr) = out.append(hlen) else {
-                bump(&mut self.stats.alloc_failures);
-                return None;
-            };
-            let mut pkt = TcpPacket::new_unchecked(&mut hdr[..]);
-            repr.emit(
-                &mut pkt,
-                self.tuple.local_addr,
-                self.tuple.remote_addr,
-                &HEADER_ONLY,
-            );
-            pkt.set_checksum(0);
-        }
         let plen = payload.as_ref().map_or(0, |p| p.len());
         let ph = checksum::pseudo_header(
             self.tuple.local_addr,
@@ -93,15 +99,22 @@ impl<B: PacketBuf> Connection<B> {
             PROTOCOL_TCP,
             (hlen + plen) as u32,
         );
-        let csum = if self.cfg.checksum.tcp.compute_tx() {
-            let hs = checksum::sum(out.as_slice().get(start..).unwrap_or(&[]));
-            let ps = payload.as_ref().map_or(0, |p| checksum::sum(p.as_slice()));
-            checksum::finish(checksum::combine(&[ph, hs, ps]))
-        } else {
-            ph
-        };
-        if let Some(field) = out.as_mut_slice().get_mut(start + 16..start + 18) {
-            field.copy_from_slice(&csum.to_be_bytes());
+        {
+            let Ok(hdr) = out.append(hlen) else {
+                bump(&mut self.stats.alloc_failures);
+                return None;
+            };
+            repr.emit_header(hdr);
+            // The checksum over header and payload (a view kept apart for
+            // scatter-gather), or the pseudo-header sum an offloading NIC
+            // starts from.
+            let csum = if self.cfg.checksum.tcp.compute_tx() {
+                let ps = payload.as_ref().map_or(0, |p| checksum::sum(p.as_slice()));
+                checksum::finish(checksum::combine(&[ph, checksum::sum(hdr), ps]))
+            } else {
+                ph
+            };
+            hdr[16..18].copy_from_slice(&csum.to_be_bytes());
         }
         if let Some(p) = payload {
             if out.attach(p).is_err() {
@@ -111,6 +124,35 @@ impl<B: PacketBuf> Connection<B> {
         }
         self.commit(&plan, &repr, now);
         Some(out)
+    }
+
+    /// Whether [`plan`](Self::plan) would find nothing to send, decided
+    /// from the flags and the send queue alone (the common call, after a
+    /// segment that needs no answer).
+    #[inline]
+    fn nothing_to_send(&self) -> bool {
+        self.flags & F_ACK_NOW == 0 && self.at_most_ack()
+    }
+
+    /// Whether `plan` could yield nothing but a pure ACK: established, no
+    /// flag that asks for another segment, no recovery or FIN, no loss
+    /// probe due, nothing marked lost, everything queued already sent.
+    /// Every flag that makes `plan` send something else must be in the
+    /// mask.
+    #[inline]
+    fn at_most_ack(&self) -> bool {
+        const WANTS_OTHER: u32 = F_RST_PENDING
+            | F_PROBE
+            | F_KEEPALIVE
+            | F_REXMIT_HEAD
+            | F_RECOVERY
+            | F_LOSS
+            | F_TLP_SEND
+            | F_FIN_QUEUED;
+        self.state == State::Established
+            && self.flags & WANTS_OTHER == 0
+            && self.snd_nxt.wrapping_sub(self.snd_una) == self.sendq.len()
+            && self.board.pending_bytes() == 0
     }
 
     /// Payload bytes per segment: the MSS less SACK blocks riding along.
