@@ -458,10 +458,12 @@ impl Scoreboard {
     /// New data `[start, end)` went out at `now`. `start` must be where
     /// the last record ends (or anything, when there is none); other
     /// calls are ignored.
+    #[inline]
     pub fn push(&mut self, start: u32, end: u32, now: Instant) {
-        self.board
-            .get_or_insert_with(Box::default)
-            .push(start, end, now);
+        match self.board.as_mut() {
+            Some(b) => b.push(start, end, now),
+            None => self.board.insert(Box::default()).push(start, end, now),
+        }
     }
 
     /// `[seq, end)` was sent again at `now`: its records are marked
@@ -531,6 +533,18 @@ impl Scoreboard {
     /// RFC 5681 §3.2 when no record was deemed lost yet).
     pub fn mark_head_lost(&mut self) -> bool {
         self.board.as_mut().is_some_and(|b| b.mark_head_lost())
+    }
+
+    /// Whether [`rack_detect`](Self::rack_detect) may find a record to
+    /// judge: not when the first record was sent once, after the RACK
+    /// segment (`rack_xmit`, `rack_end`), as every later one then was too.
+    #[inline]
+    pub fn may_have_rack_candidates(&self, rack_xmit: Instant, rack_end: u32) -> bool {
+        let Some(s) = self.board.as_ref().and_then(|b| b.segs.front()) else {
+            return false;
+        };
+        s.flags & (SEG_EVER_RXT | SEG_SACKED) != 0
+            || !(s.xmit > rack_xmit || (s.xmit == rack_xmit && seq_lt(rack_end, s.end)))
     }
 
     /// The first record deemed lost and not retransmitted since: RFC 6675
@@ -662,11 +676,12 @@ impl Board {
     /// New data `[start, end)` went out at `now`. `start` must be where
     /// the last record ends (or anything, when there is none); other
     /// calls are ignored.
+    #[inline]
     fn push(&mut self, start: u32, end: u32, now: Instant) {
-        if self.segs.is_empty() {
-            self.una = start;
-        } else if start != self.high() {
-            return;
+        match self.segs.back() {
+            None => self.una = start,
+            Some(last) if last.end != start => return,
+            Some(_) => {}
         }
         if seq_lt(start, end) {
             self.segs.push_back(SentSeg {

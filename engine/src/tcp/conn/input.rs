@@ -418,7 +418,7 @@ impl<B: PacketBuf> Connection<B> {
         }
         let mut sack_news = false;
         let mut dsack = false;
-        if self.flags & F_SACK != 0 {
+        if self.flags & F_SACK != 0 && seg.sack_ranges.iter().any(Option::is_some) {
             dsack = loss::is_dsack(seg, ack);
             let mut blocks = seg.sack_ranges;
             blocks.sort_unstable_by_key(|b| b.map_or(u32::MAX, |(l, _)| l.wrapping_sub(ack)));

@@ -40,6 +40,13 @@ fn us(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
+/// Microseconds from `earlier` to `now` (zero if later), saturated: the
+/// per-ACK arithmetic stays on integers.
+#[inline]
+fn us_since(now: Instant, earlier: Instant) -> u32 {
+    u32::try_from(now.as_nanos().saturating_sub(earlier.as_nanos()) / 1000).unwrap_or(u32::MAX)
+}
+
 /// RFC 8985 `RACK_sent_after`: whether (t1, seq1) was sent after
 /// (t2, seq2); ties in time go by sequence number.
 fn sent_after(t1: Instant, seq1: u32, t2: Instant, seq2: u32) -> bool {
@@ -52,10 +59,12 @@ pub(super) struct AckWalk {
     /// The ACK's TS.Ecr, when timestamps are in use.
     tsecr: Option<u32>,
     ts_offset: u32,
-    min_rtt: Option<Duration>,
+    /// RACK.min_RTT in microseconds (`u32::MAX`: none yet).
+    min_rtt_us: u32,
     /// The most recently sent segment delivered whose delivery is not
-    /// ambiguous (RFC 8985 §6.2 step 2): send time, end, RTT.
-    rack: Option<(Instant, u32, Duration)>,
+    /// ambiguous (RFC 8985 §6.2 step 2): send time, end, RTT in
+    /// microseconds.
+    rack: Option<(Instant, u32, u32)>,
     /// The most recently sent segment delivered: send time, end, whether
     /// that delivery is ambiguous.
     newest: Option<(Instant, u32, bool)>,
@@ -76,12 +85,12 @@ impl AckWalk {
         // RFC 8985 §6.2 step 2: a retransmitted segment counts only when
         // the echo (if any) is not older than this transmission and the RTT
         // is not implausibly short for it.
-        let rtt = self.now.saturating_since(d.xmit);
+        let rtt = us_since(self.now, d.xmit);
         let ambiguous = d.retransmitted
             && (self
                 .tsecr
                 .is_some_and(|ecr| seq_lt(ecr, timestamp_value(self.ts_offset, d.xmit)))
-                || self.min_rtt.is_none_or(|m| rtt < m));
+                || rtt < self.min_rtt_us);
         if self
             .newest
             .is_none_or(|(t, e, _)| sent_after(d.xmit, d.end, t, e))
@@ -111,9 +120,14 @@ impl<B: PacketBuf> Connection<B> {
 
     /// Feeds an RTT sample to the RTO estimator and RACK.min_RTT.
     pub(super) fn rtt_sample(&mut self, r: Duration) {
+        self.rtt_sample_us(us(r));
+    }
+
+    /// [`rtt_sample`](Self::rtt_sample) in microseconds.
+    fn rtt_sample_us(&mut self, r: u32) {
         self.flags &= !F_TLP_NO_RTT;
-        self.rtt.on_sample(r);
-        self.min_rtt_us = self.min_rtt_us.min(us(r));
+        self.rtt.on_sample_us(r);
+        self.min_rtt_us = self.min_rtt_us.min(r);
     }
 
     /// Whether a timestamp echo is older than our last SYN (or SYN-ACK):
@@ -124,17 +138,13 @@ impl<B: PacketBuf> Connection<B> {
         seq_lt(ecr, timestamp_value(self.ts_offset, self.rtt_sent))
     }
 
-    fn min_rtt(&self) -> Option<Duration> {
-        (self.min_rtt_us != u32::MAX).then(|| Duration::from_micros(u64::from(self.min_rtt_us)))
-    }
-
     /// A walk for the ACK carrying `ts`, to hand to the scoreboard.
     pub(super) fn ack_walk(&self, now: Instant, ts: Option<(u32, u32)>) -> AckWalk {
         AckWalk {
             now,
             tsecr: ts.filter(|_| self.flags & F_TS != 0).map(|(_, ecr)| ecr),
             ts_offset: self.ts_offset,
-            min_rtt: self.min_rtt(),
+            min_rtt_us: self.min_rtt_us,
             rack: None,
             newest: None,
             fack: self
@@ -151,31 +161,31 @@ impl<B: PacketBuf> Connection<B> {
     pub(super) fn ack_walk_done(&mut self, now: Instant, w: &AckWalk, ack: u32, advanced: bool) {
         // RFC 6298 §3: see the module docs.
         let mut sample = match w.newest {
-            Some((t, _, false)) => Some(now.saturating_since(t)),
+            Some((t, _, false)) => Some(us_since(now, t)),
             _ => None,
         };
         if self.flags & F_RTT_TIMING != 0 && advanced && seq_le(self.rtt_seq, ack) {
             // The handshake (our SYN or SYN-ACK), no retransmission of it.
             self.flags &= !F_RTT_TIMING;
-            sample = sample.or(Some(now.saturating_since(self.rtt_sent)));
+            sample = sample.or(Some(us_since(now, self.rtt_sent)));
         } else if advanced && w.newest.is_none() && self.snd_una == self.iss {
             // Our SYN-ACK, retransmitted: only the timestamp echo tells,
             // if it is of the last one.
             if let Some(ecr) = w.tsecr.filter(|&e| e != 0 && !self.echo_predates_syn(e)) {
                 let d = self.ts_now(now).wrapping_sub(ecr);
                 if d < 1 << 31 {
-                    sample = Some(Duration::from_millis(u64::from(d)));
+                    sample = Some(d.saturating_mul(1000));
                 }
             }
         }
         if let Some(r) = sample {
-            self.rtt_sample(r);
+            self.rtt_sample_us(r);
         }
         // RFC 8985 §6.2 step 2: RACK.rtt from this ACK's most recently sent
         // segment; RACK.xmit_ts only moves forward.
         if let Some(rack) = self.board.rack_mut() {
             if let Some((t, e, rtt)) = w.rack {
-                rack.rtt_us = us(rtt);
+                rack.rtt_us = rtt;
                 if rack.seg.is_none_or(|(rt, re)| sent_after(t, e, rt, re)) {
                     rack.seg = Some((t, e));
                 }
@@ -194,13 +204,13 @@ impl<B: PacketBuf> Connection<B> {
     pub(super) fn rack_update_reo_wnd(&mut self, dsack: bool, exiting_recovery: bool) {
         let (una, max) = (self.snd_una, self.snd_max);
         let mut grow = false;
-        if let Some(rack) = self.board.rack_mut() {
-            if rack.dsack_round.is_some_and(|r| seq_le(r, una)) {
-                rack.dsack_round = None;
-            }
-            if rack.dsack_round.is_none() && dsack {
-                rack.dsack_round = Some(max);
-                grow = true;
+        if dsack {
+            if let Some(rack) = self.board.rack_mut() {
+                // A round ends once SND.UNA passes it.
+                if rack.dsack_round.is_none_or(|r| seq_le(r, una)) {
+                    rack.dsack_round = Some(max);
+                    grow = true;
+                }
             }
         }
         if grow {
@@ -218,25 +228,23 @@ impl<B: PacketBuf> Connection<B> {
     /// DupThresh segments are SACKed, until reordering was seen; else a
     /// quarter of the minimum RTT (times the D-SACK multiplier), at most
     /// SRTT.
-    fn rack_reo_wnd(&self) -> Duration {
+    fn rack_reo_wnd_us(&self) -> u64 {
         if self.flags & F_REORDER_SEEN == 0
             && (self.flags & (F_RECOVERY | F_LOSS) != 0
                 || self.board.sacked_segs() >= u32::from(self.cfg.dup_thresh.max(1)))
+            || self.min_rtt_us == u32::MAX
         {
-            return Duration::ZERO;
+            return 0;
         }
-        let Some(min) = self.min_rtt() else {
-            return Duration::ZERO;
-        };
-        let w = min * u32::from(self.reo_wnd_mult) / 4;
-        self.rtt.srtt().map_or(w, |s| w.min(s))
+        let w = u64::from(self.min_rtt_us) * u64::from(self.reo_wnd_mult) / 4;
+        self.rtt.srtt_us().map_or(w, |s| w.min(u64::from(s)))
     }
 
     /// RACK.rtt + RACK.reo_wnd: how long a segment sent before the RACK
     /// segment may stay undelivered.
     fn rack_wait(&self) -> Duration {
         let rtt = self.board.rack().map_or(0, |r: &Rack| r.rtt_us);
-        Duration::from_micros(u64::from(rtt)) + self.rack_reo_wnd()
+        Duration::from_micros(u64::from(rtt) + self.rack_reo_wnd_us())
     }
 
     /// RFC 8985 §6.2 step 5: marks lost what RACK deems lost and arms the
@@ -245,7 +253,15 @@ impl<B: PacketBuf> Connection<B> {
         let Some((xmit, end)) = self.board.rack().and_then(|r| r.seg) else {
             return false;
         };
-        if self.flags & F_SACK == 0 || self.board.is_empty() {
+        if self.flags & F_SACK == 0 {
+            return false;
+        }
+        if !self.board.may_have_rack_candidates(xmit, end) {
+            // The common case: the oldest segment outstanding went after
+            // the RACK segment, so none is to be judged.
+            if self.flags & F_TLP_PTO == 0 {
+                self.timers.stop(Timer::Rack);
+            }
             return false;
         }
         let wait = self.rack_wait();
@@ -277,17 +293,25 @@ impl<B: PacketBuf> Connection<B> {
     pub(super) fn arm_pto(&mut self, now: Instant) {
         let flight = self.snd_max.wrapping_sub(self.snd_una);
         let eligible = self.flags & (F_SACK | F_RECOVERY | F_LOSS | F_TLP_OPEN) == F_SACK
-            && self.state.is_synchronized()
-            && self.state != State::TimeWait
             && flight > 0
-            && self.board.sacked_bytes() == 0;
+            && self.board.sacked_bytes() == 0
+            && self.state.is_synchronized()
+            && self.state != State::TimeWait;
+        // In nanoseconds: this runs for every segment sent.
         let deadline = eligible.then(|| {
-            let pto = match self.rtt.srtt() {
-                Some(srtt) if flight <= u32::from(self.mss) => 2 * srtt + WC_DEL_ACK,
-                Some(srtt) => 2 * srtt + PTO_SLACK,
-                None => PTO_NO_RTT,
+            let ns = |d: Duration| d.as_nanos() as u64;
+            let pto = match self.rtt.srtt_us() {
+                Some(srtt) => {
+                    let slack = if flight <= u32::from(self.mss) {
+                        ns(WC_DEL_ACK)
+                    } else {
+                        ns(PTO_SLACK)
+                    };
+                    u64::from(srtt) * 2000 + slack
+                }
+                None => ns(PTO_NO_RTT),
             };
-            now + pto
+            Instant::from_nanos(now.as_nanos().saturating_add(pto))
         });
         match (deadline, self.timers.get(Timer::Rto)) {
             (Some(d), Some(rto)) if d < rto => {

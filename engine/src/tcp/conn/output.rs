@@ -337,6 +337,13 @@ impl<B: PacketBuf> Connection<B> {
             self.flags &= !F_REXMIT_HEAD;
             return None;
         }
+        if self.board.pending_bytes() == 0 {
+            // Nothing marked lost (the common call).
+            if head {
+                self.flags &= !F_REXMIT_HEAD;
+            }
+            return None;
+        }
         let Some((seq, end)) = self.board.first_pending() else {
             self.flags &= !F_REXMIT_HEAD;
             return None;
