@@ -102,7 +102,13 @@ impl RttEstimator {
     /// The caller applies Karn's rule first ([`karn_sample_allowed`]) and
     /// takes at least one sample per RTT (§3).
     pub fn on_sample(&mut self, rtt: Duration) {
-        let r = u64::from(us(rtt));
+        self.on_sample_us(us(rtt));
+    }
+
+    /// [`on_sample`](Self::on_sample) with the RTT in microseconds (the
+    /// per-ACK path, spared the `Duration` conversions).
+    pub fn on_sample_us(&mut self, rtt_us: u32) {
+        let r = u64::from(rtt_us);
         if self.has_sample {
             let srtt = u64::from(self.srtt_us);
             let rttvar = u64::from(self.rttvar_us);
@@ -157,8 +163,13 @@ impl RttEstimator {
 
     /// Smoothed RTT, if any sample was taken.
     pub fn srtt(&self) -> Option<Duration> {
-        self.has_sample
-            .then(|| Duration::from_micros(u64::from(self.srtt_us)))
+        self.srtt_us().map(|s| Duration::from_micros(u64::from(s)))
+    }
+
+    /// Smoothed RTT in microseconds, if any sample was taken.
+    #[inline]
+    pub fn srtt_us(&self) -> Option<u32> {
+        self.has_sample.then_some(self.srtt_us)
     }
 
     /// RTT variation, if any sample was taken.

@@ -35,11 +35,14 @@ pub enum Timer {
     FinWait2,
     /// 2·MSL in TIME-WAIT (RFC 9293 §3.6.1).
     TimeWait,
+    /// RACK's reordering timeout or the tail loss probe timeout
+    /// (RFC 8985 §6.2, §7.2): one at a time.
+    Rack,
 }
 
 impl Timer {
     /// Number of timers; the table's length.
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
 
     /// Every timer, in index order.
     pub const ALL: [Timer; Timer::COUNT] = [
@@ -49,6 +52,7 @@ impl Timer {
         Timer::Keepalive,
         Timer::FinWait2,
         Timer::TimeWait,
+        Timer::Rack,
     ];
 
     #[inline]

@@ -94,10 +94,36 @@ impl<B: PacketBuf> Connection<B> {
         if u64::from(flight) > u64::from(self.sendq.len()) + u64::from(syn + fin) {
             return Err("more in flight than was queued");
         }
-        for &(l, r) in self.sacks.ranges() {
-            if !(seq_le(self.snd_una, l) && seq_lt(l, r) && seq_le(r, self.snd_max)) {
-                return Err("SACK scoreboard block outside SND.UNA..SND.MAX");
+        // The scoreboard holds every segment in flight, one record each,
+        // with counters that match its records.
+        self.board.check()?;
+        if self.board.len() > self.seg_cap() {
+            return Err("scoreboard holds more records than its cap");
+        }
+        if self.state.is_synchronized() {
+            if self.board.is_empty() {
+                if self.snd_una != self.snd_max {
+                    return Err("data in flight without scoreboard records");
+                }
+            } else if self.board.una() != self.snd_una || self.board.high() != self.snd_max {
+                return Err("scoreboard does not span SND.UNA..SND.MAX");
             }
+        } else if !self.board.is_empty() {
+            return Err("scoreboard records before the handshake completed");
+        }
+        if self.flags & F_SACK == 0 && self.board.sacked_bytes() + self.board.lost_bytes() > 0 {
+            return Err("SACK or RACK marks without SACK");
+        }
+        if self.flags & F_TLP_OPEN != 0
+            && !(seq_le(self.snd_una, self.tlp_end) && seq_le(self.tlp_end, self.snd_max))
+        {
+            return Err("TLP.end_seq outside SND.UNA..SND.MAX");
+        }
+        if self.timers.is_set(Timer::Rack) && self.snd_una == self.snd_max {
+            return Err("RACK or probe timer armed with nothing in flight");
+        }
+        if self.flags & F_RECOVERY != 0 && self.flags & F_LOSS != 0 {
+            return Err("fast recovery and timeout recovery at once");
         }
         match self.state {
             State::SynSent | State::SynReceived => {

@@ -11,10 +11,11 @@
 //! RST, SYN or FIN, and its ACK lies in `[SND.UNA, SND.MAX]`, so steps one
 //! to four have nothing to do; TS.Recent, keep-alive, the ACK
 //! ([`process_ack`](Connection::process_ack), shared with the general path)
-//! and the text follow in the RFC's order. Anything else (SACK blocks or a
-//! scoreboard, recovery, a duplicate ACK or window update, a FIN queued or
-//! received, data out of order or beyond the window) takes the general
-//! path. `debug_set_header_prediction(false)` turns prediction off, for
+//! and the text follow in the RFC's order. Anything else (SACK blocks or
+//! SACKed data, recovery after a loss or a timeout, a loss probe or a
+//! reordering window outstanding, a duplicate ACK or window update, a FIN
+//! queued or received, data out of order or beyond the window) takes the
+//! general path. `debug_set_header_prediction(false)` turns prediction off, for
 //! tests that compare both paths.
 
 use super::*;
@@ -35,7 +36,9 @@ impl<B: PacketBuf> Connection<B> {
         payload: &mut Option<B>,
     ) -> bool {
         if self.state != State::Established
-            || self.flags & (F_RECOVERY | F_FIN_QUEUED | F_RECV_SHUT | F_NO_PREDICTION) != 0
+            || self.flags
+                & (F_RECOVERY | F_LOSS | F_TLP_OPEN | F_FIN_QUEUED | F_RECV_SHUT | F_NO_PREDICTION)
+                != 0
             || seg
                 .flags
                 .intersects(TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST)
@@ -50,9 +53,13 @@ impl<B: PacketBuf> Connection<B> {
         if seq != self.rcv_nxt() || !seq_le(self.snd_una, ack) || !seq_le(ack, self.snd_max) {
             return false;
         }
-        // SACK information to process goes the general way.
+        // SACK information to process goes the general way, and so does
+        // anything while RACK waits out a reordering window (the general
+        // path looks for losses on every ACK).
         if self.flags & F_SACK != 0
-            && (seg.sack_ranges.iter().any(Option::is_some) || !self.sacks.is_empty())
+            && (seg.sack_ranges.iter().any(Option::is_some)
+                || self.board.sacked_bytes() != 0
+                || (self.timers.is_set(Timer::Rack) && self.flags & F_TLP_PTO == 0))
         {
             return false;
         }

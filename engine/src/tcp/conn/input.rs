@@ -1,6 +1,7 @@
 //! Segment arrival, RFC 9293 §3.10.7, with RFC 5961 (blind in-window
 //! attacks), RFC 7323 (PAWS, TS.Recent), RFC 5681/6582 (duplicate ACKs,
-//! NewReno) and RFC 6675 (SACK scoreboard, loss detection).
+//! NewReno), RFC 6675 (the SACK scoreboard) and RFC 8985 (RACK-TLP, in
+//! [`loss`](super::loss)).
 
 use super::*;
 use crate::time::Duration;
@@ -60,7 +61,7 @@ impl<B: PacketBuf> Connection<B> {
         self.take_syn(seg, now);
         match ack {
             Some(a) => {
-                self.rtt_on_ack(now, a, seg.timestamp);
+                self.rtt_on_syn_ack(now, a, seg.timestamp);
                 self.snd_una = a;
                 if seq_lt(self.snd_nxt, a) {
                     self.snd_nxt = a;
@@ -88,7 +89,6 @@ impl<B: PacketBuf> Connection<B> {
             .on_handshake_complete(self.flags & F_SYN_TIMED_OUT != 0);
         self.retries = 0;
         self.recover = self.snd_una;
-        self.high_rxt = self.snd_una;
         if self.snd_una == self.snd_max {
             self.timers.stop(Timer::Rto);
         }
@@ -138,6 +138,17 @@ impl<B: PacketBuf> Connection<B> {
             && seg.ack_number.is_none()
             && seq == self.irs
         {
+            // RFC 7323 §4.3: SEG.SEQ <= Last.ACK.sent, so TS.Recent takes
+            // its TSval; the SYN-ACK sent again echoes this SYN, not the
+            // first (whose echo would time the lost exchange too).
+            if let Some((tsval, _)) = seg.timestamp {
+                if self.flags & F_TS != 0
+                    && (self.flags & F_TS_RECENT_VALID == 0 || seq_le(self.ts_recent, tsval))
+                {
+                    self.ts_recent = tsval;
+                    self.flags |= F_TS_RECENT_VALID;
+                }
+            }
             self.snd_nxt = self.iss;
             return;
         }
@@ -366,14 +377,16 @@ impl<B: PacketBuf> Connection<B> {
         }
     }
 
-    /// RTT sample from this ACK: the timestamp echo (RFC 7323 §4), else the
-    /// one timed segment (Karn's algorithm, RFC 6298 §3).
-    fn rtt_on_ack(&mut self, now: Instant, ack: u32, ts: Option<(u32, u32)>) {
+    /// RTT sample from the SYN-ACK: the timestamp echo (RFC 7323 §4) unless
+    /// it is of a SYN sent before the last one, else the SYN's send time
+    /// unless it was retransmitted (Karn's algorithm, RFC 6298 §3). Data is
+    /// timed on the scoreboard ([`loss`](super::loss)).
+    fn rtt_on_syn_ack(&mut self, now: Instant, ack: u32, ts: Option<(u32, u32)>) {
         if self.flags & F_TS != 0 {
             if let Some((_, tsecr)) = ts {
                 let d = self.ts_now(now).wrapping_sub(tsecr);
-                if tsecr != 0 && d < 1 << 31 {
-                    self.rtt.on_sample(Duration::from_millis(u64::from(d)));
+                if tsecr != 0 && d < 1 << 31 && !self.echo_predates_syn(tsecr) {
+                    self.rtt_sample(Duration::from_millis(u64::from(d)));
                     self.flags &= !F_RTT_TIMING;
                     return;
                 }
@@ -381,7 +394,7 @@ impl<B: PacketBuf> Connection<B> {
         }
         if self.flags & F_RTT_TIMING != 0 && seq_le(self.rtt_seq, ack) {
             self.flags &= !F_RTT_TIMING;
-            self.rtt.on_sample(now.saturating_since(self.rtt_sent));
+            self.rtt_sample(now.saturating_since(self.rtt_sent));
         }
     }
 
@@ -393,13 +406,25 @@ impl<B: PacketBuf> Connection<B> {
         let mss = u32::from(self.mss);
         let fin_before = self.fin_seq();
         let in_flight = self.snd_max.wrapping_sub(self.snd_una);
+        let advanced = seq_lt(self.snd_una, ack);
 
-        // SACK blocks first (RFC 6675 §5: update the scoreboard on every ACK).
+        // The scoreboard (RFC 6675 §5: updated on every ACK): the
+        // cumulative part first, then the SACK blocks lowest first, so what
+        // this ACK delivered is seen in sequence order (RFC 8985 §6.2 step
+        // 3).
+        let mut walk = self.ack_walk(now, seg.timestamp);
+        if advanced {
+            self.board.ack(ack, |d| walk.note(d));
+        }
         let mut sack_news = false;
-        if self.flags & F_SACK != 0 {
-            let una = seq_max(self.snd_una, ack);
-            for (l, r) in seg.sack_ranges.iter().flatten() {
-                if let Some(n) = self.sacks.add(*l, *r, una, self.snd_max) {
+        let mut dsack = false;
+        if self.flags & F_SACK != 0 && seg.sack_ranges.iter().any(Option::is_some) {
+            dsack = loss::is_dsack(seg, ack);
+            let mut blocks = seg.sack_ranges;
+            blocks.sort_unstable_by_key(|b| b.map_or(u32::MAX, |(l, _)| l.wrapping_sub(ack)));
+            let cap = self.seg_cap();
+            for (l, r) in blocks.into_iter().flatten() {
+                if let Some(n) = self.board.sack(l, r, cap, |d| walk.note(d)) {
                     if n > 0 {
                         sack_news = true;
                         self.stats.sacked_bytes = self.stats.sacked_bytes.saturating_add(n);
@@ -407,8 +432,12 @@ impl<B: PacketBuf> Connection<B> {
                 }
             }
         }
+        self.ack_walk_done(now, &walk, ack, advanced);
 
-        if seq_lt(self.snd_una, ack) {
+        let mut exiting_recovery = false;
+        // For the loss probe (RFC 8985 §7.4.2): an ACK that tells nothing new.
+        let dup = !advanced && ack == self.snd_una && pure && new_wnd == self.snd_wnd && !sack_news;
+        if advanced {
             let acked = ack.wrapping_sub(self.snd_una);
             let syn_adj = u32::from(self.snd_una == self.iss);
             let data_acked = acked.saturating_sub(syn_adj).min(self.sendq.len());
@@ -417,15 +446,10 @@ impl<B: PacketBuf> Connection<B> {
                     self.flags |= F_FIN_ACKED;
                 }
             }
-            self.rtt_on_ack(now, ack, seg.timestamp);
             self.sendq.ack(data_acked);
             self.snd_una = ack;
-            self.sacks.ack(ack);
             if seq_lt(self.snd_nxt, ack) {
                 self.snd_nxt = ack;
-            }
-            if seq_lt(self.high_rxt, ack) {
-                self.high_rxt = ack;
             }
             self.retries = 0;
             self.persist_backoff = 0;
@@ -436,10 +460,16 @@ impl<B: PacketBuf> Connection<B> {
                     self.cc.on_recovery_exit(now);
                     self.flags &= !(F_RECOVERY | F_REXMIT_HEAD);
                     self.dup_bytes = 0;
+                    exiting_recovery = true;
                 } else {
                     // Partial ACK (RFC 6582 §3.2 step 5): without SACK the
-                    // next hole is the new head; retransmit it.
-                    restart_rto = self.cc.on_partial_ack(now, data_acked);
+                    // next hole is the new head; retransmit it. Only the
+                    // first restarts the RTO then ("Impatient", §4); with
+                    // SACK every one does (RFC 6675 §5 leaves the timer to
+                    // RFC 6298 §5.3), as RACK repairs a window's losses
+                    // while the ACKs keep coming.
+                    let first = self.cc.on_partial_ack(now, data_acked);
+                    restart_rto = first || self.flags & F_SACK != 0;
                     if self.flags & F_SACK == 0 {
                         self.flags |= F_REXMIT_HEAD;
                         let k = acked.saturating_sub(mss).min(self.dup_bytes);
@@ -448,6 +478,11 @@ impl<B: PacketBuf> Connection<B> {
                 }
             } else {
                 self.cc.on_ack(now, data_acked, self.rtt.srtt(), in_flight);
+                if self.flags & F_LOSS != 0 && seq_le(self.recover, ack) {
+                    // Everything outstanding at the timeout is delivered.
+                    self.flags &= !F_LOSS;
+                    exiting_recovery = true;
+                }
             }
             self.dup_acks = 0;
             if self.snd_una == self.snd_max {
@@ -472,17 +507,30 @@ impl<B: PacketBuf> Connection<B> {
                 if self.flags & F_SACK == 0 {
                     self.dup_bytes = self.dup_bytes.saturating_add(mss);
                 }
-            } else if self.dup_acks >= self.cfg.dup_thresh.max(1) {
+            } else if self.dup_acks >= self.cfg.dup_thresh.max(1)
+                && self.flags & F_REORDER_SEEN == 0
+            {
+                // With SACK, RACK decides once reordering was seen (as
+                // Linux); DupThresh would undo its reordering window.
                 self.enter_recovery(now);
             }
         }
 
-        // RFC 6675 §5: SACK loss detection can also trigger recovery.
-        if self.flags & (F_SACK | F_RECOVERY) == F_SACK
-            && self.snd_max != self.snd_una
-            && self.is_lost(self.snd_una)
-        {
+        // RACK (RFC 8985 §6.2 steps 4, 5): whatever was sent before the
+        // most recently delivered segment and is overdue is lost; loss
+        // starts recovery.
+        self.rack_update_reo_wnd(dsack, exiting_recovery);
+        if self.rack_detect_loss(now) {
             self.enter_recovery(now);
+        }
+        // TLP (§7.4): did a probe repair a loss; a fresh probe timeout
+        // (§7.2) after an ACK that advanced SND.UNA.
+        self.tlp_on_ack(now, ack, dsack, dup);
+        if self.snd_una == self.snd_max {
+            self.timers.stop(Timer::Rack);
+            self.flags &= !F_TLP_PTO;
+        } else if advanced {
+            self.arm_pto(now);
         }
 
         self.update_send_window(seq, ack, new_wnd);
@@ -519,31 +567,34 @@ impl<B: PacketBuf> Connection<B> {
         }
     }
 
-    /// RFC 6675 `IsLost(snd_una)`: more than (DupThresh − 1)·SMSS bytes
-    /// SACKed above it.
-    fn is_lost(&self, seq: u32) -> bool {
-        let thresh = u32::from(self.cfg.dup_thresh.max(1) - 1) * u32::from(self.mss);
-        self.sacks.sacked_end(seq).is_none()
-            && self
-                .sacks
-                .lost_edge(thresh)
-                .is_some_and(|edge| seq_lt(seq, edge))
-    }
-
     /// Fast retransmit and the start of loss recovery (RFC 5681 §3.2 steps
-    /// 2–4, RFC 6582 §3.2 step 2, RFC 6675 §5 step 4).
-    fn enter_recovery(&mut self, now: Instant) {
-        // RFC 6582 §3.2 step 2: not again for losses from the same window.
+    /// 2–4, RFC 6582 §3.2 step 2, RFC 6675 §5 step 4), on DupThresh
+    /// duplicate ACKs or a loss RACK found (RFC 8985 §6.2).
+    pub(super) fn enter_recovery(&mut self, now: Instant) {
+        // RFC 6582 §3.2 step 2: not again for losses from the same window
+        // (which also keeps recovery after a timeout going to its end).
         // (`>=` rather than `>`: a loss of the first segment after a
         // recovery must not have to wait for the RTO.)
-        if seq_lt(self.snd_una, self.recover) {
+        if seq_lt(self.snd_una, self.recover)
+            || self.snd_una == self.snd_max
+            || self.flags & F_LOSS != 0
+        {
             return;
         }
         let flight = self.snd_max.wrapping_sub(self.snd_una);
         self.cc.on_congestion_event(now, flight);
         self.recover = self.snd_max;
-        self.high_rxt = self.snd_una;
         self.flags |= F_RECOVERY | F_REXMIT_HEAD;
+        if self.flags & F_TLP_PTO != 0 {
+            self.timers.stop(Timer::Rack);
+        }
+        // RFC 8985 §7.1: a recovery ends any probe episode.
+        self.flags &= !(F_RESCUED | F_TLP_PTO | F_TLP_SEND | F_TLP_OPEN);
+        if self.flags & F_SACK != 0 && self.board.pending_bytes() == 0 {
+            // DupThresh duplicate ACKs without a loss RACK could name: the
+            // head is presumed lost (RFC 5681 §3.2 step 4).
+            self.board.mark_head_lost();
+        }
         self.dup_bytes = u32::from(self.dup_acks) * u32::from(self.mss);
         bump(&mut self.stats.fast_retransmits);
     }

@@ -20,8 +20,9 @@
 //!    are drained, drop it.
 //!
 //! The modules split by concern: [`input`] (segment arrival, RFC 9293
-//! §3.10.7), [`output`] (what to send and building it), [`timers`] (the
-//! timer table's expiry). Nothing here panics on any segment: hostile input
+//! §3.10.7), [`loss`] (the sender's loss detection: RTT samples, RACK-TLP),
+//! [`output`] (what to send and building it), [`timers`] (the timer
+//! table's expiry). Nothing here panics on any segment: hostile input
 //! is normal input (DESIGN.md principle 8), and every drop is counted in
 //! [`ConnStats`].
 
@@ -39,6 +40,7 @@ use super::FourTuple;
 mod check;
 mod fast;
 mod input;
+mod loss;
 mod output;
 mod timers;
 
@@ -166,6 +168,11 @@ pub struct ConnStats {
     pub rto_timeouts: u32,
     /// Fast retransmits (loss recovery entered, RFC 5681 §3.2 / RFC 6675).
     pub fast_retransmits: u32,
+    /// Segments RACK deemed lost (RFC 8985 §6.2), retransmissions
+    /// included.
+    pub rack_lost: u32,
+    /// Tail loss probes sent (RFC 8985 §7).
+    pub loss_probes: u32,
     /// Duplicate ACKs received (RFC 5681 §2 definition).
     pub dup_acks: u32,
     /// Bytes newly SACKed by the peer.
@@ -227,6 +234,23 @@ const F_TS_RECENT_VALID: u32 = 1 << 16;
 const F_RECV_SHUT: u32 = 1 << 17;
 const F_PEER_FIN: u32 = 1 << 18;
 const F_FIN_ACKED: u32 = 1 << 19;
+/// Recovery after a retransmission timeout, until SND.UNA reaches `recover`
+/// (RFC 8985 §6.3, RFC 6675 §5.1).
+const F_LOSS: u32 = 1 << 20;
+/// RACK.reordering_seen (RFC 8985 §6.2 step 3).
+const F_REORDER_SEEN: u32 = 1 << 21;
+/// A tail loss probe is out: TLP.end_seq is set (RFC 8985 §7.4).
+const F_TLP_OPEN: u32 = 1 << 22;
+/// `Timer::Rack` holds the probe timeout, not a reordering timeout.
+const F_TLP_PTO: u32 = 1 << 23;
+/// The probe timeout fired: the next segment is a loss probe (§7.3).
+const F_TLP_SEND: u32 = 1 << 24;
+/// The rescue retransmission of this recovery went out (RFC 6675 §4).
+const F_RESCUED: u32 = 1 << 25;
+/// TLP.is_retrans: the probe out sent the last segment again.
+const F_TLP_RXT: u32 = 1 << 26;
+/// No RTT sample since the last probe: no other probe yet (§7.3).
+const F_TLP_NO_RTT: u32 = 1 << 27;
 
 // Event bits, delivered in this order.
 const EV_CONNECTED: u8 = 1 << 0;
@@ -277,20 +301,28 @@ pub struct Connection<B: PacketBuf> {
     snd_sml: u32,
     /// RFC 6582 `recover`: SND.MAX when recovery began.
     recover: u32,
-    /// RFC 6675 HighRxt.
-    high_rxt: u32,
     cfg: SharedConfig,
     timers: TimerTable,
     // --- queues ---
     rxq: RecvQueue<B>,
     sendq: SendQueue<B>,
-    sacks: Scoreboard,
+    board: Scoreboard,
     // --- estimators (every ACK of new data) ---
     rtt: RttEstimator,
-    /// Sequence number whose ACK gives an RTT sample (Karn, no timestamps).
+    /// Our SYN's sequence number + 1 and when it was last sent: the
+    /// handshake's RTT sample (data segments are timed on the
+    /// scoreboard).
     rtt_seq: u32,
     rtt_sent: Instant,
     cc: CongestionControl,
+    // --- RACK-TLP (RFC 8985; the rest lives with the scoreboard) ---
+    /// RACK.min_RTT, in microseconds (`u32::MAX`: none yet).
+    min_rtt_us: u32,
+    /// TLP.end_seq.
+    tlp_end: u32,
+    /// RACK.reo_wnd_mult and RACK.reo_wnd_persist.
+    reo_wnd_mult: u8,
+    reo_wnd_persist: u8,
     // --- cold ---
     /// Bytes counted out of the pipe for duplicate ACKs without SACK.
     dup_bytes: u32,
@@ -347,7 +379,6 @@ impl<B: PacketBuf> Connection<B> {
             unacked_segs: 0,
             recover: iss,
             snd_sml: iss,
-            high_rxt: iss,
             dup_bytes: 0,
             ts_recent: 0,
             ts_offset: ts_offset(iss),
@@ -367,8 +398,12 @@ impl<B: PacketBuf> Connection<B> {
             rst_ack: 0,
             challenge_count: 0,
             challenge_epoch: Instant::ZERO,
+            min_rtt_us: u32::MAX,
+            tlp_end: iss,
+            reo_wnd_mult: 1,
+            reo_wnd_persist: 0,
             sendq: SendQueue::new(),
-            sacks: Scoreboard::new(),
+            board: Scoreboard::new(),
             rxq: RecvQueue::new(TcpSeqNumber(0), cfg.rcv_buf as usize, 0),
             tuple,
             cfg,
@@ -454,7 +489,6 @@ impl<B: PacketBuf> Connection<B> {
         c.snd_nxt = c.snd_una;
         c.snd_max = c.snd_una;
         c.recover = c.snd_una;
-        c.high_rxt = c.snd_una;
         c.snd_sml = c.snd_una;
         c.snd_wnd = u32::from(ack.window_len) << c.snd_wscale;
         c.max_snd_wnd = c.snd_wnd;
@@ -609,6 +643,7 @@ impl<B: PacketBuf> Connection<B> {
     pub fn shrink_if_idle(&mut self) {
         if self.sendq.is_empty() && self.rxq.buffered() == 0 {
             self.sendq.shrink_if_idle();
+            self.board.shrink_if_idle();
             self.rxq.shrink_to_fit();
         }
     }
@@ -859,9 +894,15 @@ impl<B: PacketBuf> Connection<B> {
         self.events |= EV_CLOSED;
         self.timers.stop_all();
         self.sendq.clear();
-        self.sacks.clear();
+        self.board.clear();
         self.rxq.clear();
-        self.flags &= !(F_ACK_NOW | F_PROBE | F_KEEPALIVE | F_REXMIT_HEAD);
+        self.flags &= !(F_ACK_NOW
+            | F_PROBE
+            | F_KEEPALIVE
+            | F_REXMIT_HEAD
+            | F_TLP_OPEN
+            | F_TLP_PTO
+            | F_TLP_SEND);
     }
 
     fn enter_time_wait(&mut self, now: Instant) {
@@ -873,7 +914,8 @@ impl<B: PacketBuf> Connection<B> {
         }
         self.timers.set(Timer::TimeWait, now + 2 * self.cfg.msl);
         self.sendq.clear();
-        self.sacks.clear();
+        self.board.clear();
+        self.flags &= !(F_TLP_OPEN | F_TLP_PTO | F_TLP_SEND);
     }
 
     /// RFC 5961 §7: at most `challenge_ack_limit` challenge ACKs per second.

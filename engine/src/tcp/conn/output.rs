@@ -1,14 +1,18 @@
 //! What to send next and building it: [`Connection::poll_transmit`].
 //!
 //! Order of precedence for the one segment each call yields: a pending RST;
-//! SYN / SYN-ACK; a loss-recovery retransmission (RFC 6675 NextSeg rule 1,
-//! or the NewReno head); new data, or data again after a timeout
-//! (go-back-N from SND.UNA), under the send window, cwnd (or the pipe in
-//! recovery), Nagle and sender SWS avoidance; the FIN; a zero-window or
+//! SYN / SYN-ACK; a tail loss probe (RFC 8985 §7.3); a loss-recovery
+//! retransmission (RFC 6675 NextSeg rule 1 over the segments RACK or a
+//! timeout marked lost, or the NewReno head); new data, or without SACK
+//! data again after a timeout (go-back-N from SND.UNA), under the send
+//! window, cwnd less the pipe (with SACK) or the flight (without, plus
+//! limited transmit, RFC 3042), Nagle and sender SWS avoidance; the FIN;
+//! the rescue retransmission (RFC 6675 NextSeg rule 4); a zero-window or
 //! keep-alive probe; a pure ACK. Deciding is side-effect free apart from
 //! arming the persist timer; state moves only once a buffer was obtained.
 
 use super::*;
+use crate::tcp::send::SEG_RXT;
 /// IANA protocol number of TCP, for the pseudo-header.
 const PROTOCOL_TCP: u8 = 6;
 use crate::wire::checksum;
@@ -19,6 +23,10 @@ enum Kind {
     Rst,
     Syn,
     Rexmit,
+    /// RFC 6675 NextSeg rule 4: once per recovery.
+    Rescue,
+    /// RFC 8985 §7.3: new data at SND.MAX, or the last segment again.
+    Tlp,
     Data,
     Probe,
     Keepalive,
@@ -127,16 +135,24 @@ impl<B: PacketBuf> Connection<B> {
     }
 
     /// Whether `plan` could yield nothing but a pure ACK: established, no
-    /// flag that asks for another segment, no recovery or FIN, everything
-    /// queued already sent. Every flag that makes `plan` send something
-    /// else must be in the mask.
+    /// flag that asks for another segment, no recovery or FIN, no loss
+    /// probe due, nothing marked lost, everything queued already sent.
+    /// Every flag that makes `plan` send something else must be in the
+    /// mask.
     #[inline]
     fn at_most_ack(&self) -> bool {
-        const WANTS_OTHER: u32 =
-            F_RST_PENDING | F_PROBE | F_KEEPALIVE | F_REXMIT_HEAD | F_RECOVERY | F_FIN_QUEUED;
+        const WANTS_OTHER: u32 = F_RST_PENDING
+            | F_PROBE
+            | F_KEEPALIVE
+            | F_REXMIT_HEAD
+            | F_RECOVERY
+            | F_LOSS
+            | F_TLP_SEND
+            | F_FIN_QUEUED;
         self.state == State::Established
             && self.flags & WANTS_OTHER == 0
             && self.snd_nxt.wrapping_sub(self.snd_una) == self.sendq.len()
+            && self.board.pending_bytes() == 0
     }
 
     /// Payload bytes per segment: the MSS less SACK blocks riding along.
@@ -150,30 +166,20 @@ impl<B: PacketBuf> Connection<B> {
         m
     }
 
-    /// RFC 6675 SetPipe: bytes in flight, SACKed bytes and bytes deemed lost
-    /// (and not yet retransmitted) counted out; without SACK, duplicate ACKs
-    /// count one segment each out (RFC 5681 §3.2 step 4's inflation,
-    /// applied to the pipe rather than to cwnd).
+    /// RFC 6675 SetPipe: bytes in flight, with SACKed bytes and bytes deemed
+    /// lost counted out and retransmissions in flight counted in (the
+    /// scoreboard keeps the three sums); without SACK, duplicate ACKs count
+    /// one segment each out (RFC 5681 §3.2 step 4's inflation, applied to
+    /// the pipe rather than to cwnd).
     pub(super) fn pipe(&self) -> u32 {
         let outstanding = self.snd_max.wrapping_sub(self.snd_una);
         if self.flags & F_SACK == 0 {
             return outstanding.saturating_sub(self.dup_bytes);
         }
-        let thresh = u32::from(self.cfg.dup_thresh.max(1) - 1) * u32::from(self.mss);
-        let lost = match self.sacks.lost_edge(thresh) {
-            Some(edge) => {
-                let from = seq_max(self.high_rxt, self.snd_una);
-                if seq_lt(from, edge) {
-                    edge.wrapping_sub(from) - self.sacks.sacked_in(from, edge)
-                } else {
-                    0
-                }
-            }
-            None => 0,
-        };
         outstanding
-            .saturating_sub(self.sacks.sacked_bytes())
-            .saturating_sub(lost)
+            .saturating_sub(self.board.sacked_bytes())
+            .saturating_sub(self.board.lost_bytes())
+            .saturating_add(self.board.rxt_bytes())
     }
 
     /// A segment starting at `seq` of at most `max` payload bytes, with the
@@ -183,8 +189,13 @@ impl<B: PacketBuf> Connection<B> {
         let qlen = self.sendq.len();
         // A retransmission carries the FIN only once it was sent.
         let fin_sent = seq_lt(self.data_base().wrapping_add(qlen), self.snd_max);
-        let fin_open = self.flags & (F_FIN_QUEUED | F_FIN_ACKED) == F_FIN_QUEUED
-            && (kind != Kind::Rexmit || fin_sent);
+        let again = match kind {
+            Kind::Rexmit | Kind::Rescue => true,
+            Kind::Tlp => seq_lt(seq, self.snd_max),
+            _ => false,
+        };
+        let fin_open =
+            self.flags & (F_FIN_QUEUED | F_FIN_ACKED) == F_FIN_QUEUED && (!again || fin_sent);
         if off < qlen {
             let len = max
                 .min(self.payload_mss())
@@ -253,10 +264,20 @@ impl<B: PacketBuf> Connection<B> {
             }
             _ => {}
         }
+        if self.flags & F_TLP_SEND != 0 {
+            if let Some(p) = self.plan_tlp() {
+                return Some(p);
+            }
+            // Nothing to probe with (all of it SACKed meanwhile).
+            self.flags &= !F_TLP_SEND;
+        }
         if let Some(p) = self.plan_rexmit() {
             return Some(p);
         }
         if let Some(p) = self.plan_new(now) {
+            return Some(p);
+        }
+        if let Some(p) = self.plan_rescue() {
             return Some(p);
         }
         if self.flags & F_PROBE != 0 {
@@ -294,36 +315,80 @@ impl<B: PacketBuf> Connection<B> {
         (self.flags & F_ACK_NOW != 0).then(|| ack_plan(self.snd_max))
     }
 
-    /// Loss recovery: the head (first fast retransmit, NewReno partial ACK)
-    /// or RFC 6675 NextSeg rule 1, within the pipe.
+    /// Loss recovery: the head (the first fast retransmit, a NewReno
+    /// partial ACK), or with SACK RFC 6675 NextSeg rule 1 over the segments
+    /// marked lost, within the pipe (the first one at once, RFC 5681 §3.2
+    /// step 4). A retransmission repeats its segment's bounds.
     fn plan_rexmit(&mut self) -> Option<Plan> {
-        if self.flags & F_REXMIT_HEAD != 0 {
+        let head = self.flags & F_REXMIT_HEAD != 0;
+        if self.flags & F_SACK == 0 {
+            if !head {
+                return None;
+            }
             // Only what was sent: bytes queued behind SND.MAX are new data.
             let sent = self.snd_max.wrapping_sub(self.snd_una);
-            if let Some(p) = self.segment_at(Kind::Rexmit, self.snd_una, sent) {
+            let rec = self
+                .board
+                .record_end(self.snd_una)
+                .map_or(sent, |e| e.wrapping_sub(self.snd_una));
+            if let Some(p) = self.segment_at(Kind::Rexmit, self.snd_una, sent.min(rec)) {
                 return Some(p);
             }
             self.flags &= !F_REXMIT_HEAD;
-        }
-        if self.flags & (F_RECOVERY | F_SACK) != (F_RECOVERY | F_SACK) {
             return None;
         }
-        let thresh = u32::from(self.cfg.dup_thresh.max(1) - 1) * u32::from(self.mss);
-        let edge = self.sacks.lost_edge(thresh)?;
-        let mut h = seq_max(self.high_rxt, self.snd_una);
-        if let Some(end) = self.sacks.sacked_end(h) {
-            h = end;
-        }
-        if !seq_lt(h, edge) {
+        if self.board.pending_bytes() == 0 {
+            // Nothing marked lost (the common call).
+            if head {
+                self.flags &= !F_REXMIT_HEAD;
+            }
             return None;
         }
-        let cwnd = self.cc.cwnd();
-        if self.pipe().saturating_add(u32::from(self.mss)) > cwnd {
+        let Some((seq, end)) = self.board.first_pending() else {
+            self.flags &= !F_REXMIT_HEAD;
+            return None;
+        };
+        if !head && self.pipe().saturating_add(u32::from(self.mss)) > self.cc.cwnd() {
             return None;
         }
-        let hole_end = self.sacks.next_above(h).map_or(edge, |(a, _)| a);
-        let max = hole_end.wrapping_sub(h);
-        self.segment_at(Kind::Rexmit, h, max)
+        self.segment_at(Kind::Rexmit, seq, end.wrapping_sub(seq))
+    }
+
+    /// RFC 6675 NextSeg rule 4, once per recovery: with nothing lost to
+    /// repair and no new data to send, the highest segment not SACKed goes
+    /// again (unless it already did), so a loss at the tail needs no RTO.
+    /// Only data outstanding when recovery began (below RecoveryPoint):
+    /// what went out since is not overdue.
+    fn plan_rescue(&mut self) -> Option<Plan> {
+        if self.flags & (F_SACK | F_RECOVERY | F_RESCUED) != F_SACK | F_RECOVERY
+            || self.board.pending_bytes() > 0
+            || self.pipe().saturating_add(u32::from(self.mss)) > self.cc.cwnd()
+        {
+            return None;
+        }
+        let (seq, rec) = self.board.last_unsacked_below(self.recover)?;
+        if rec.flags & SEG_RXT != 0 {
+            return None;
+        }
+        self.segment_at(Kind::Rescue, seq, rec.end.wrapping_sub(seq))
+    }
+
+    /// The tail loss probe (RFC 8985 §7.3): one segment of new data if any
+    /// and the receive window allows (cwnd does not apply), else the last
+    /// segment sent, again.
+    fn plan_tlp(&mut self) -> Option<Plan> {
+        let off = self.snd_nxt.wrapping_sub(self.data_base());
+        let rwnd_room = self
+            .snd_una
+            .wrapping_add(self.snd_wnd)
+            .wrapping_sub(self.snd_nxt) as i32;
+        if off < self.sendq.len() && rwnd_room > 0 && self.snd_nxt == self.snd_max {
+            if let Some(p) = self.segment_at(Kind::Tlp, self.snd_nxt, rwnd_room as u32) {
+                return Some(p);
+            }
+        }
+        let (seq, end) = self.board.last_unsacked()?;
+        self.segment_at(Kind::Tlp, seq, end.wrapping_sub(seq))
     }
 
     /// New data at SND.NXT (or data again after a timeout), or the FIN.
@@ -340,12 +405,21 @@ impl<B: PacketBuf> Connection<B> {
             .wrapping_add(self.snd_wnd)
             .wrapping_sub(self.snd_nxt) as i32;
         let rwnd_room = rwnd_room.max(0) as u32;
-        let room = if self.flags & F_RECOVERY != 0 {
-            self.cc.cwnd().saturating_sub(self.pipe()).min(rwnd_room)
+        let cwnd_room = if self.flags & (F_SACK | F_RECOVERY) != 0 {
+            self.cc.cwnd().saturating_sub(self.pipe())
         } else {
             let flight = self.snd_nxt.wrapping_sub(self.snd_una);
-            self.cc.cwnd().saturating_sub(flight).min(rwnd_room)
+            // Limited transmit (RFC 3042 §2): a new segment for each of
+            // the first two duplicate ACKs, beyond cwnd. (With SACK the
+            // pipe counts the SACKed segments out, to the same effect.)
+            let lt = if self.snd_nxt == self.snd_max && self.dup_acks < self.cfg.dup_thresh {
+                u32::from(self.dup_acks.min(2)) * u32::from(self.mss)
+            } else {
+                0
+            };
+            self.cc.cwnd().saturating_add(lt).saturating_sub(flight)
         };
+        let room = cwnd_room.min(rwnd_room);
         let avail = qlen - off;
         if avail == 0 {
             // Only the FIN is left; it needs no window.
@@ -466,7 +540,14 @@ impl<B: PacketBuf> Connection<B> {
             .seq
             .wrapping_add(plan.len)
             .wrapping_add(u32::from(plan.fin));
-        match plan.kind {
+        // A probe is new data or a retransmission, with extras below.
+        let probe = plan.kind == Kind::Tlp;
+        let kind = match plan.kind {
+            Kind::Tlp if seq_lt(plan.seq, self.snd_max) => Kind::Rexmit,
+            Kind::Tlp => Kind::Data,
+            k => k,
+        };
+        match kind {
             Kind::Rst => {
                 self.flags &= !(F_RST_PENDING | F_RST_HAS_ACK);
                 bump(&mut self.stats.resets_out);
@@ -476,37 +557,45 @@ impl<B: PacketBuf> Connection<B> {
                 if first {
                     self.flags |= F_RTT_TIMING;
                     self.rtt_seq = self.iss.wrapping_add(1);
-                    self.rtt_sent = now;
                 } else {
+                    // Karn: an ACK of a SYN sent twice is ambiguous.
+                    self.flags &= !F_RTT_TIMING;
                     bump(&mut self.stats.retransmits);
                 }
+                self.rtt_sent = now;
                 self.snd_nxt = self.iss.wrapping_add(1);
                 self.snd_max = seq_max(self.snd_max, self.snd_nxt);
                 if !self.timers.is_set(Timer::Rto) {
                     self.arm_rto(now);
                 }
             }
-            Kind::Rexmit => {
+            Kind::Rexmit | Kind::Rescue | Kind::Tlp => {
                 bump(&mut self.stats.retransmits);
                 self.flags &= !F_REXMIT_HEAD;
-                self.high_rxt = seq_max(self.high_rxt, end);
-                if self.flags & F_RTT_TIMING != 0 && seq_lt(plan.seq, self.rtt_seq) {
-                    self.flags &= !F_RTT_TIMING; // Karn
+                if kind == Kind::Rescue {
+                    self.flags |= F_RESCUED;
                 }
+                let cap = self.seg_cap();
+                self.board.retransmitted(plan.seq, end, now, cap);
                 if !self.timers.is_set(Timer::Rto) {
                     self.arm_rto(now);
                 }
             }
             Kind::Data => {
                 if seq_lt(plan.seq, self.snd_max) {
+                    // Go-back-N after a timeout (without SACK); its last
+                    // segment may carry a FIN never sent before.
                     bump(&mut self.stats.retransmits);
-                    if self.flags & F_RTT_TIMING != 0 && seq_lt(plan.seq, self.rtt_seq) {
-                        self.flags &= !F_RTT_TIMING; // Karn
-                    }
-                } else if self.flags & F_RTT_TIMING == 0 {
-                    self.flags |= F_RTT_TIMING;
-                    self.rtt_seq = end;
-                    self.rtt_sent = now;
+                    let cap = self.seg_cap();
+                    let old = if seq_lt(self.snd_max, end) {
+                        self.snd_max
+                    } else {
+                        end
+                    };
+                    self.board.retransmitted(plan.seq, old, now, cap);
+                    self.board.push(old, end, now);
+                } else {
+                    self.board.push(plan.seq, end, now);
                 }
                 if plan.len < self.payload_mss() {
                     self.snd_sml = end;
@@ -518,6 +607,10 @@ impl<B: PacketBuf> Connection<B> {
                 }
                 self.flags &= !F_PROBE;
                 self.timers.stop(Timer::Persist);
+                if !probe {
+                    // RFC 8985 §7.2: new data restarts the probe timeout.
+                    self.arm_pto(now);
+                }
             }
             Kind::Probe => {
                 self.flags &= !F_PROBE;
@@ -528,6 +621,18 @@ impl<B: PacketBuf> Connection<B> {
                 bump(&mut self.stats.keepalive_probes);
             }
             Kind::Ack => bump(&mut self.stats.acks_out),
+        }
+        if probe {
+            // RFC 8985 §7.3: the probe's episode ends at TLP.end_seq (§7.4);
+            // the RTO restarts from the probe.
+            bump(&mut self.stats.loss_probes);
+            self.flags &= !(F_TLP_SEND | F_TLP_RXT);
+            self.flags |= F_TLP_OPEN | F_TLP_NO_RTT;
+            if kind == Kind::Rexmit {
+                self.flags |= F_TLP_RXT;
+            }
+            self.tlp_end = self.snd_max;
+            self.arm_rto(now);
         }
         if let Some(a) = repr.ack_number {
             if plan.kind != Kind::Rst {

@@ -731,6 +731,443 @@ fn karn_skips_samples_from_retransmitted_segments() {
     assert!(x.c.rtt.rto() < backed);
 }
 
+/// An ESTABLISHED connection with SACK (no other option); the SYN-ACK at
+/// 10 ms gives SRTT = RACK.min_RTT = 10 ms and an RTO of 200 ms.
+fn established_sack(cfg: &TcpConfig) -> T {
+    let cfg = TcpConfig { sack: true, ..*cfg };
+    let mut x = T {
+        c: Connection::connect(&cfg, TUPLE, ISS, t(0)),
+        pool: pool(),
+    };
+    let _ = x.out(t(0));
+    send!(
+        x,
+        t(10),
+        TcpRepr {
+            seq_number: TcpSeqNumber(IRS),
+            flags: SYN_ACK,
+            max_seg_size: Some(1000),
+            sack_permitted: true,
+            ..SEND_TEMPL
+        }
+    );
+    let _ = x.out(t(10));
+    let _ = x.events();
+    x
+}
+
+/// An ACK of `n` bytes with SACK blocks, all relative to our ISN + 1.
+fn sack_ack(n: u32, blocks: &[(u32, u32)]) -> TcpRepr<'static> {
+    let mut ranges = [None; 4];
+    for (slot, &(l, r)) in ranges.iter_mut().zip(blocks) {
+        *slot = Some((ISS + 1 + l, ISS + 1 + r));
+    }
+    TcpRepr {
+        sack_ranges: ranges,
+        ..ack(n)
+    }
+}
+
+/// Sequence numbers (relative to our ISN + 1) of segments.
+fn seqs(segs: &[TcpRepr<'_>]) -> Vec<u32> {
+    segs.iter().map(|s| s.seq_number.0 - ISS - 1).collect()
+}
+
+fn micros(us: u64) -> Instant {
+    Instant::from_micros(us)
+}
+
+#[test]
+fn limited_transmit_sends_new_data_on_the_first_two_dup_acks() {
+    // RFC 3042: 12 segments queued, cwnd (IW) lets 10 out; each of the
+    // first two duplicate ACKs lets one new segment out, the third starts
+    // fast retransmit.
+    let mut x = established(&TcpConfig {
+        cc: CcAlgorithm::NewReno,
+        ..plain()
+    });
+    let d = data(12_000);
+    for chunk in d.chunks(1000) {
+        x.c.send(HeapBuf::from_slice(chunk, 0)).unwrap();
+    }
+    assert_eq!(x.out(t(20)).len(), 10);
+    send!(x, t(30), ack(0));
+    assert_eq!(seqs(&x.out(t(30))), vec![10_000]);
+    send!(x, t(30), ack(0));
+    assert_eq!(seqs(&x.out(t(30))), vec![11_000]);
+    send!(x, t(30), ack(0));
+    assert_eq!(seqs(&x.out(t(30))), vec![0]);
+    assert_eq!(x.c.stats().fast_retransmits, 1);
+}
+
+#[test]
+fn rack_marks_a_loss_once_the_reordering_window_passes() {
+    // RFC 8985 §6.2: four segments, the second SACKed. One SACKed segment
+    // is not DupThresh, so RACK waits RACK.rtt + min_RTT/4 = 12.5 ms after
+    // the first was sent, then retransmits it (no RTO, no third dup ACK).
+    let mut x = established_sack(&plain());
+    flight(&mut x, 4, t(20));
+    send!(x, t(30), sack_ack(0, &[(1000, 2000)]));
+    recv!(x, t(30), []);
+    assert_eq!(x.c.poll_timeout(), Some(micros(32_500)));
+    x.c.handle_timeout(micros(32_500));
+    assert_eq!(seqs(&x.out(micros(32_500))), vec![0]);
+    assert_eq!(x.c.stats().fast_retransmits, 1);
+    assert_eq!(x.c.stats().rack_lost, 1);
+    send!(x, t(45), ack(4000));
+    assert_eq!(x.c.stats().rto_timeouts, 0);
+}
+
+#[test]
+fn rack_with_dup_thresh_sacked_marks_at_once() {
+    // RFC 8985 §6.2 step 4: with DupThresh segments SACKed and no
+    // reordering seen, the window is zero: both holes go at once. (NewReno
+    // halves cwnd to the three segments the pipe then holds: no rescue.)
+    let mut x = established_sack(&TcpConfig {
+        cc: CcAlgorithm::NewReno,
+        ..plain()
+    });
+    flight(&mut x, 6, t(20));
+    send!(x, t(30), sack_ack(0, &[(1000, 2000), (3000, 5000)]));
+    assert_eq!(seqs(&x.out(t(30))), vec![0, 2000]);
+    assert_eq!(x.c.stats().rack_lost, 2);
+}
+
+#[test]
+fn rack_detects_a_lost_retransmission() {
+    // The retransmission of the first segment is lost too: once a
+    // segment sent after it is SACKed and RACK.rtt has passed, it is lost
+    // again and goes a third time, without waiting for the RTO.
+    let mut x = established_sack(&plain());
+    flight(&mut x, 6, t(20));
+    send!(x, t(30), sack_ack(0, &[(1000, 6000)]));
+    assert_eq!(seqs(&x.out(t(30))), vec![0]);
+    x.c.send(HeapBuf::from_slice(&data(1000), 0)).unwrap();
+    assert_eq!(seqs(&x.out(t(31))), vec![6000]);
+    send!(x, t(41), sack_ack(0, &[(1000, 7000)]));
+    assert_eq!(seqs(&x.out(t(41))), vec![0]);
+    assert_eq!(x.c.stats().retransmits, 2);
+    assert_eq!(x.c.stats().rto_timeouts, 0);
+}
+
+#[test]
+fn tail_loss_probe_sends_new_data_first() {
+    // RFC 8985 §7.3: with cwnd full and more data queued, the probe after
+    // 2·SRTT + 2 ms is the next new segment (cwnd does not apply to it).
+    let mut x = established_sack(&plain());
+    let d = data(12_000);
+    for chunk in d.chunks(1000) {
+        x.c.send(HeapBuf::from_slice(chunk, 0)).unwrap();
+    }
+    assert_eq!(x.out(t(20)).len(), 10);
+    assert_eq!(x.c.poll_timeout(), Some(t(42)));
+    x.c.handle_timeout(t(42));
+    assert_eq!(seqs(&x.out(t(42))), vec![10_000]);
+    assert_eq!(x.c.stats().loss_probes, 1);
+    assert_eq!(x.c.stats().retransmits, 0);
+    // One probe per flight: the next timer is the RTO, from the probe on.
+    assert_eq!(x.c.poll_timeout(), Some(t(242)));
+}
+
+#[test]
+fn tail_loss_probe_turns_a_tail_loss_into_fast_recovery() {
+    // Three segments, all lost. The probe re-sends the last one; its SACK
+    // lets RACK find the other two (RFC 8985 §7 with §6.2) long before
+    // the RTO.
+    let mut x = established_sack(&plain());
+    flight(&mut x, 3, t(20));
+    assert_eq!(x.c.poll_timeout(), Some(t(42)));
+    x.c.handle_timeout(t(42));
+    assert_eq!(seqs(&x.out(t(42))), vec![2000]);
+    send!(x, t(52), sack_ack(0, &[(2000, 3000)]));
+    assert_eq!(seqs(&x.out(t(52))), vec![0, 1000]);
+    assert_eq!(x.c.stats().fast_retransmits, 1);
+    send!(x, t(62), ack(3000));
+    assert_eq!(x.c.stats().rto_timeouts, 0);
+    assert_eq!(x.c.state(), State::Established);
+}
+
+#[test]
+fn tail_loss_probe_that_repaired_a_loss_reduces_cwnd() {
+    // RFC 8985 §7.4: the probe re-sent the last segment; an ACK beyond
+    // TLP.end_seq without a D-SACK means only the probe arrived.
+    let mut x = established_sack(&TcpConfig {
+        cc: CcAlgorithm::NewReno,
+        ..plain()
+    });
+    flight(&mut x, 4, t(20));
+    send!(x, t(30), ack(2000));
+    let cwnd = x.c.cwnd();
+    x.c.handle_timeout(t(52));
+    assert_eq!(seqs(&x.out(t(52))), vec![3000]);
+    // TLP.end_seq = 4000: an ACK of exactly that is ambiguous, and keeps
+    // the episode open.
+    send!(x, t(62), ack(4000));
+    assert_eq!(x.c.cc.ssthresh(), u32::MAX);
+    x.c.send(HeapBuf::from_slice(&data(1000), 0)).unwrap();
+    assert_eq!(seqs(&x.out(t(62))), vec![4000]);
+    send!(x, t(72), ack(5000));
+    assert!(x.c.cc.ssthresh() < u32::MAX, "cwnd reduced once");
+    assert!(x.c.cwnd() < cwnd + 2000);
+}
+
+#[test]
+fn tail_loss_probe_answered_by_a_duplicate_ack_keeps_cwnd() {
+    // RFC 8985 §7.4: a pure duplicate ACK at TLP.end_seq: original and
+    // probe both arrived, nothing was lost.
+    let mut x = established_sack(&TcpConfig {
+        cc: CcAlgorithm::NewReno,
+        ..plain()
+    });
+    flight(&mut x, 4, t(20));
+    send!(x, t(30), ack(2000));
+    x.c.handle_timeout(t(52));
+    assert_eq!(seqs(&x.out(t(52))), vec![3000]);
+    send!(x, t(55), ack(4000));
+    send!(x, t(62), ack(4000));
+    x.c.send(HeapBuf::from_slice(&data(1000), 0)).unwrap();
+    assert_eq!(seqs(&x.out(t(62))), vec![4000]);
+    send!(x, t(72), ack(5000));
+    assert_eq!(x.c.cc.ssthresh(), u32::MAX);
+}
+
+#[test]
+fn rtt_sample_comes_from_the_newest_segment_after_lost_acks() {
+    // The ACKs of four segments sent at 20 ms are lost; a fifth goes at
+    // 100 ms and its ACK (covering all five) arrives at 110 ms. The path
+    // RTT is 10 ms, not the 90 ms since the first segment was sent.
+    let mut x = established(&plain());
+    flight(&mut x, 4, t(20));
+    flight(&mut x, 1, t(100));
+    send!(x, t(110), ack(5000));
+    assert_eq!(x.c.rtt.srtt(), Some(Duration::from_millis(10)));
+}
+
+#[test]
+fn rtt_sample_not_taken_from_an_ack_echoing_a_timestamp_older_than_the_retransmission() {
+    // Timestamps on. Three segments at 20 ms, every ACK lost; the RTO
+    // re-sends the first at 220 ms. The ACK covering all three echoes the
+    // TSval of the original transmissions: it does not prove which
+    // transmission of the first segment arrived (Karn's algorithm, RFC
+    // 6298 §3 with RFC 7323 §4), and a sample from it (210 ms on a 10 ms
+    // path) would inflate SRTT. No sample: SRTT stays and the RTO stays
+    // backed off until a segment sent once is acknowledged.
+    let cfg = TcpConfig {
+        timestamps: true,
+        mss: 1012,
+        ..plain()
+    };
+    let mut x = T {
+        c: Connection::connect(&cfg, TUPLE, ISS, t(0)),
+        pool: pool(),
+    };
+    let syn = x.out(t(0));
+    let offset = x.c.ts_offset;
+    let our_ts = |now: Instant| timestamp_value(offset, now);
+    assert_eq!(syn[0].timestamp.map(|(v, _)| v), Some(our_ts(t(0))));
+    send!(
+        x,
+        t(10),
+        TcpRepr {
+            seq_number: TcpSeqNumber(IRS),
+            flags: SYN_ACK,
+            max_seg_size: Some(1012),
+            timestamp: Some((7, our_ts(t(0)))),
+            ..SEND_TEMPL
+        }
+    );
+    let _ = x.out(t(10));
+    assert_eq!(x.c.mss(), 1000);
+    flight(&mut x, 3, t(20));
+    let srtt = x.c.rtt.srtt();
+    x.c.handle_timeout(t(220));
+    assert_eq!(seqs(&x.out(t(220))), vec![0]);
+    let backed = x.c.rtt.rto();
+    send!(
+        x,
+        t(230),
+        TcpRepr {
+            timestamp: Some((8, our_ts(t(20)))),
+            ..ack(3000)
+        }
+    );
+    assert_eq!(x.c.rtt.srtt(), srtt);
+    assert_eq!(x.c.rtt.rto(), backed);
+    // An echo of the retransmission proves it: a 10 ms sample.
+    flight(&mut x, 1, t(240));
+    x.c.handle_timeout(t(240) + backed);
+    let again = t(240) + backed;
+    assert_eq!(seqs(&x.out(again)), vec![3000]);
+    send!(
+        x,
+        again + Duration::from_millis(10),
+        TcpRepr {
+            timestamp: Some((9, our_ts(again))),
+            ..ack(4000)
+        }
+    );
+    assert!(x.c.rtt.rto() < backed);
+}
+
+#[test]
+fn rto_keeps_the_scoreboard_and_resends_only_what_was_not_sacked() {
+    // RFC 6675 §5.1, RFC 8985 §6.3: segments 1 and 3 of four are lost,
+    // and so are their fast retransmissions. After the timeout only 1 and
+    // 3 go again, one per cwnd as slow start allows; 2 and 4, SACKed,
+    // never do.
+    let mut x = established_sack(&plain());
+    flight(&mut x, 4, t(20));
+    send!(x, t(30), sack_ack(0, &[(1000, 2000), (3000, 4000)]));
+    x.c.handle_timeout(micros(32_500));
+    assert_eq!(seqs(&x.out(micros(32_500))), vec![0, 2000]);
+    let at = x.c.poll_timeout().unwrap();
+    // The RTO, from the first transmission at 20 ms (the SACKs did not
+    // move SND.UNA).
+    assert_eq!(at, t(220));
+    x.c.handle_timeout(at);
+    assert_eq!(seqs(&x.out(at)), vec![0]);
+    assert_eq!(x.c.cwnd(), 1000);
+    send!(x, t(230), sack_ack(2000, &[(3000, 4000)]));
+    assert_eq!(seqs(&x.out(t(230))), vec![2000]);
+    send!(x, t(240), ack(4000));
+    recv!(x, t(240), []);
+    assert_eq!(x.c.stats().retransmits, 4);
+    assert_eq!(x.c.stats().rto_timeouts, 1);
+}
+
+#[test]
+fn rto_after_reneging_forgets_the_sacks() {
+    // RFC 2018 §8: the receiver may drop what it SACKed. A SACK of the
+    // segment at SND.UNA itself can only mean that; at the timeout every
+    // mark goes and all of it is sent again.
+    let mut x = established_sack(&plain());
+    flight(&mut x, 2, t(20));
+    send!(x, t(30), sack_ack(0, &[(0, 1000)]));
+    x.c.handle_timeout(t(220));
+    assert_eq!(seqs(&x.out(t(220))), vec![0]);
+    send!(x, t(230), ack(1000));
+    assert_eq!(seqs(&x.out(t(230))), vec![1000]);
+}
+
+#[test]
+fn rescue_retransmission_resends_the_tail_once() {
+    // RFC 6675 §4 NextSeg rule 4. Segments 1 and 2 of four are lost
+    // (RACK marks them when the third is SACKed); the fourth, the tail,
+    // too. The retransmissions' ACKs come back faster than the minimum
+    // RTT, so RACK cannot trust them (RFC 8985 §6.2 step 2) and cannot
+    // tell about the tail: with nothing else to send and room in the
+    // pipe, the tail goes once more.
+    let mut x = established_sack(&plain());
+    flight(&mut x, 4, t(20));
+    send!(x, t(30), sack_ack(0, &[(2000, 3000)]));
+    x.c.handle_timeout(micros(32_500));
+    assert_eq!(seqs(&x.out(micros(32_500))), vec![0]);
+    send!(x, t(40), sack_ack(1000, &[(2000, 3000)]));
+    assert_eq!(seqs(&x.out(t(40))), vec![1000]);
+    send!(x, t(48), ack(3000));
+    assert_eq!(seqs(&x.out(t(48))), vec![3000]);
+    // Once per recovery.
+    send!(x, t(49), ack(3000));
+    recv!(x, t(49), []);
+    send!(x, t(60), ack(4000));
+    assert_eq!(x.c.stats().rto_timeouts, 0);
+}
+
+/// Found by the `tcp_conn` fuzz target: without SACK, the go-back-N
+/// retransmission after a timeout carried the FIN queued since, sent for
+/// the first time, and the scoreboard did not record it (SND.MAX moved past
+/// its last record).
+#[test]
+fn go_back_n_retransmission_with_a_new_fin_is_recorded() {
+    let mut x = established(&plain());
+    let mut ap = app_pool();
+    assert_eq!(x.c.send_slice(&data(100), &mut ap), 100);
+    assert_eq!(x.out(t(20)).len(), 1);
+    let at = x.c.poll_timeout().unwrap();
+    x.c.handle_timeout(at);
+    x.c.shutdown(at);
+    let segs = x.out(at);
+    assert_eq!(segs.len(), 1);
+    assert_eq!(segs[0].payload.len(), 100);
+    assert!(segs[0].flags.contains(TcpFlags::FIN));
+    assert_eq!(x.c.debug_seq().snd_max, ISS + 102);
+    send!(x, at + Duration::from_millis(10), ack(101));
+    assert_eq!(x.c.state(), State::FinWait2);
+}
+
+#[test]
+fn syn_ack_sent_again_echoes_the_retransmitted_syn() {
+    // RFC 7323 §4.3: the peer's second SYN (its first SYN-ACK from us was
+    // lost) updates TS.Recent, so the SYN-ACK sent again echoes it and the
+    // peer times one round trip, not the lost exchange as well.
+    let cfg = TcpConfig {
+        timestamps: true,
+        ..plain()
+    };
+    let syn = |tsval: u32| TcpRepr {
+        seq_number: TcpSeqNumber(IRS),
+        ack_number: None,
+        flags: SYN,
+        timestamp: Some((tsval, 0)),
+        ..SEND_TEMPL
+    };
+    let mut x = T {
+        c: Connection::accept(&cfg, TUPLE, ISS, &syn(100), t(0)),
+        pool: pool(),
+    };
+    let first = x.out(t(0));
+    assert_eq!(first[0].timestamp.map(|(_, ecr)| ecr), Some(100));
+    send!(x, t(1000), syn(1100));
+    let again = x.out(t(1000));
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].flags, SYN_ACK);
+    assert_eq!(again[0].timestamp.map(|(_, ecr)| ecr), Some(1100));
+}
+
+#[test]
+fn syn_ack_echoing_an_earlier_syn_gives_no_rtt_sample() {
+    // The SYN went twice (RTO at 1 s); a SYN-ACK echoing the first SYN's
+    // TSval answers the exchange that was lost, and timing it would give
+    // 1 s on a 1 ms path. No sample: the RTO falls back to 3 s (RFC 6298
+    // §5.7) rather than to one computed from 1 s. An echo of the second
+    // SYN is a fair 1 ms sample.
+    let cfg = TcpConfig {
+        timestamps: true,
+        ..plain()
+    };
+    for (echo_first, want_srtt) in [(true, None), (false, Some(Duration::from_millis(1)))] {
+        let mut x = T {
+            c: Connection::connect(&cfg, TUPLE, ISS, t(0)),
+            pool: pool(),
+        };
+        let syn1 = x.out(t(0));
+        x.c.handle_timeout(t(1000));
+        let syn2 = x.out(t(1000));
+        let tsval = |s: &[TcpRepr<'_>]| s[0].timestamp.map_or(0, |(v, _)| v);
+        let ecr = if echo_first {
+            tsval(&syn1)
+        } else {
+            tsval(&syn2)
+        };
+        send!(
+            x,
+            t(1001),
+            TcpRepr {
+                seq_number: TcpSeqNumber(IRS),
+                flags: SYN_ACK,
+                max_seg_size: Some(1012),
+                timestamp: Some((5, ecr)),
+                ..SEND_TEMPL
+            }
+        );
+        assert_eq!(x.c.state(), State::Established);
+        assert_eq!(x.c.rtt.srtt(), want_srtt);
+        if echo_first {
+            assert_eq!(x.c.rtt.rto(), Duration::from_secs(3));
+        }
+    }
+}
+
 fn fin_from_peer(seq: u32, ackn: u32) -> TcpRepr<'static> {
     TcpRepr {
         seq_number: TcpSeqNumber(seq),

@@ -1,5 +1,6 @@
 //! Timer expiry: [`Connection::handle_timeout`] walks the due timers of the
-//! table (RTO, delayed ACK, persist, keep-alive, FIN-WAIT-2, TIME-WAIT).
+//! table (RTO, delayed ACK, persist, keep-alive, FIN-WAIT-2, TIME-WAIT,
+//! and RACK's reordering or probe timeout, handled in [`loss`](super::loss)).
 
 use super::*;
 
@@ -11,6 +12,10 @@ impl<B: PacketBuf> Connection<B> {
         for t in self.timers.expired(now) {
             if self.state == State::Closed {
                 break;
+            }
+            // An earlier handler may have stopped or moved it.
+            if !self.timers.is_expired(t, now) {
+                continue;
             }
             self.timers.stop(t);
             match t {
@@ -24,13 +29,16 @@ impl<B: PacketBuf> Connection<B> {
                     }
                 }
                 Timer::TimeWait => self.enter_closed(CloseReason::Normal),
+                Timer::Rack => self.on_rack_timer(now),
             }
         }
     }
 
     /// Retransmission timeout (RFC 6298 §5.4–5.7, RFC 5681 §3.1): back off,
-    /// collapse cwnd, go back to SND.UNA; give up past `syn_retries`,
-    /// `synack_retries` or `retries2` (RFC 9293 §3.8.3 R2).
+    /// collapse cwnd; with SACK mark what is lost and keep what was SACKed
+    /// (RFC 8985 §6.3, RFC 6675 §5.1), without it go back to SND.UNA;
+    /// give up past `syn_retries`, `synack_retries` or `retries2` (RFC 9293
+    /// §3.8.3 R2).
     fn on_rto(&mut self, now: Instant) {
         let handshake = matches!(self.state, State::SynSent | State::SynReceived);
         if !handshake && self.snd_una == self.snd_max {
@@ -55,15 +63,20 @@ impl<B: PacketBuf> Connection<B> {
         } else {
             let flight = self.snd_max.wrapping_sub(self.snd_una);
             self.cc.on_rto(now, flight);
-            // RFC 6582 §3.2 step 7 (after a timeout, `recover` = HighData);
-            // RFC 6675 §5.1: the scoreboard is dropped.
+            // RFC 6582 §3.2 step 7 (after a timeout, `recover` = HighData;
+            // RFC 6675 §5.1: no new recovery before it).
             self.recover = self.snd_max;
-            self.flags &= !(F_RECOVERY | F_REXMIT_HEAD);
+            self.flags &=
+                !(F_RECOVERY | F_REXMIT_HEAD | F_RESCUED | F_TLP_OPEN | F_TLP_PTO | F_TLP_SEND);
+            self.timers.stop(Timer::Rack);
             self.dup_acks = 0;
             self.dup_bytes = 0;
-            self.sacks.clear();
-            self.snd_nxt = self.snd_una;
-            self.high_rxt = self.snd_una;
+            if self.flags & F_SACK != 0 {
+                self.flags |= F_LOSS;
+                self.rack_mark_losses_on_rto(now);
+            } else {
+                self.snd_nxt = self.snd_una;
+            }
         }
         self.arm_rto(now);
     }
