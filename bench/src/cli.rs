@@ -102,7 +102,8 @@ enum ReportCmd {
 /// Flags both `serve` and `load` take.
 #[derive(Debug, clap::Args)]
 struct NetCli {
-    /// Device: mem (in-memory wire, no privileges), tap:NAME, af_xdp:IFACE
+    /// Device: mem (in-memory wire, no privileges), tap:NAME,
+    /// af_xdp:IFACE[,queues=N][,mode=native|generic|auto][,zc=auto|on|off]
     /// or dpdk:ARGS [default: mem]
     #[arg(long, value_name = "SPEC", value_parser = units::port_spec)]
     port: Option<PortSpec>,
@@ -114,7 +115,8 @@ struct NetCli {
     /// only]
     #[arg(long, value_name = "ADDR", value_parser = units::ipv4)]
     gateway: Option<Ipv4Addr>,
-    /// Worker cores, one queue each [default: all online cores]
+    /// Worker cores, one queue each [default: all online cores; tap: 1;
+    /// af_xdp: its queues=]
     #[arg(long, value_name = "N", value_parser = parse_cores, allow_hyphen_values = true)]
     cores: Option<usize>,
 }
@@ -281,7 +283,13 @@ impl NetCli {
             }
         }
         let port = self.port.clone().unwrap_or(PortSpec::Mem);
-        Ok((port, ip, self.cores.unwrap_or_else(defaults::cores)))
+        let cores = match (&port, self.cores) {
+            (_, Some(n)) => n,
+            (PortSpec::Tap { .. }, None) => 1,
+            (PortSpec::AfXdp(c), None) => usize::from(c.queues),
+            _ => defaults::cores(),
+        };
+        Ok((port, ip, cores))
     }
 }
 
@@ -542,9 +550,7 @@ mod tests {
         let x = load(&["connect", "--port", "af_xdp:veth0", "--rate", "10k"]).unwrap();
         assert_eq!(
             x.port,
-            PortSpec::AfXdp {
-                iface: "veth0".into()
-            }
+            PortSpec::AfXdp(wirespeed::port::AfXdpConfig::new("veth0"))
         );
         let d = load(&[
             "bulk",

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 use anyhow::{bail, Context as _};
 use wirespeed::net::{InterfaceConfig, Ipv4Cidr as EngineCidr, Route};
 use wirespeed::port::link::{link_pair, LinkDevice, LinkPortConfig};
-use wirespeed::port::{Device, TapDevice};
+use wirespeed::port::{AfXdpConfig, AfXdpDevice, AfXdpPort, Device, TapDevice};
 use wirespeed::rt::{Runtime, WorkerConfig, WorkerSetup, WorkerSnapshot};
 use wirespeed::tcp::TcpConfig;
 use wirespeed::time::{Duration, Instant};
@@ -90,9 +90,28 @@ fn share(total: usize, n: usize, i: usize) -> usize {
     total / n + usize::from(i < total % n)
 }
 
+/// Opens an AF_XDP port for `cores` workers and says what it set up.
+fn open_af_xdp(config: &AfXdpConfig, cores: usize) -> anyhow::Result<Vec<AfXdpDevice>> {
+    let mut c = config.clone();
+    if usize::from(c.queues) != cores {
+        if c.queues != 1 {
+            bail!(
+                "--cores {cores}: the port has queues={} (accepted: --cores {})",
+                c.queues,
+                c.queues
+            );
+        }
+        c.queues = u16::try_from(cores).context("--cores: too many for one port")?;
+    }
+    let port = AfXdpPort::open(&c)
+        .with_context(|| format!("--port af_xdp:{}: opening the AF_XDP port", c.iface))?;
+    eprintln!("{}", port.info);
+    Ok(port.devices)
+}
+
 /// Runs `wirespeed serve`.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let queues: Vec<TapDevice> = match &args.port {
+    match &args.port {
         PortSpec::Tap { name } => {
             if args.cores > 1 {
                 bail!(
@@ -100,15 +119,24 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
                     args.cores
                 );
             }
-            vec![TapDevice::open(name, SERVER_MAC, 1500)
-                .with_context(|| format!("--port tap:{name}: opening the TAP device"))?]
+            let dev = TapDevice::open(name, SERVER_MAC, 1500)
+                .with_context(|| format!("--port tap:{name}: opening the TAP device"))?;
+            serve_on(args, vec![dev])
         }
+        PortSpec::AfXdp(c) => serve_on(args, open_af_xdp(c, args.cores)?),
         PortSpec::Mem => bail!(
-            "--port mem: serve needs a port other programs reach (accepted: tap:NAME); \
+            "--port mem: serve needs a port other programs reach (accepted: tap:NAME, af_xdp:IFACE); \
              `wirespeed load` runs its own server on the in-memory wire"
         ),
-        other => bail!("--port {other}: not supported in this build (accepted: tap:NAME)"),
-    };
+        other => bail!("--port {other}: not supported in this build (accepted: tap:NAME, af_xdp:IFACE)"),
+    }
+}
+
+fn serve_on<D>(args: &ServeArgs, queues: Vec<D>) -> anyhow::Result<ExitCode>
+where
+    D: Device + Send + 'static,
+    D::Buf: Send,
+{
     let start = Instant::now_monotonic();
     let end = args
         .duration
@@ -217,7 +245,10 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("--port tap:{name}: opening the TAP device"))?;
             run_load(args, vec![dev], 0)
         }
-        other => bail!("--port {other}: not supported in this build (accepted: mem, tap:NAME)"),
+        PortSpec::AfXdp(c) => run_load(args, open_af_xdp(c, args.cores)?, 0),
+        other => bail!(
+            "--port {other}: not supported in this build (accepted: mem, tap:NAME, af_xdp:IFACE)"
+        ),
     }
 }
 

@@ -368,11 +368,9 @@ pub enum PortSpec {
         /// Interface name (1 to 15 bytes).
         name: String,
     },
-    /// An AF_XDP socket on a Linux interface.
-    AfXdp {
-        /// Interface name (1 to 15 bytes).
-        iface: String,
-    },
+    /// AF_XDP sockets on a Linux interface:
+    /// `af_xdp:IFACE[,queues=N][,mode=native|generic|auto][,zc=auto|on|off]`.
+    AfXdp(wirespeed::port::AfXdpConfig),
     /// A DPDK port; the arguments go to the EAL.
     Dpdk {
         /// EAL arguments, split on whitespace.
@@ -385,7 +383,33 @@ impl fmt::Display for PortSpec {
         match self {
             PortSpec::Mem => write!(f, "mem"),
             PortSpec::Tap { name } => write!(f, "tap:{name}"),
-            PortSpec::AfXdp { iface } => write!(f, "af_xdp:{iface}"),
+            PortSpec::AfXdp(c) => {
+                write!(f, "af_xdp:{}", c.iface)?;
+                let d = wirespeed::port::AfXdpConfig::new(&c.iface);
+                if c.queues != d.queues {
+                    write!(f, ",queues={}", c.queues)?;
+                }
+                if c.mode != d.mode {
+                    write!(f, ",mode={}", format!("{:?}", c.mode).to_lowercase())?;
+                }
+                if c.zero_copy != d.zero_copy {
+                    let zc = match c.zero_copy {
+                        wirespeed::port::af_xdp::ZeroCopy::On => "on",
+                        _ => "off",
+                    };
+                    write!(f, ",zc={zc}")?;
+                }
+                if c.frames != d.frames {
+                    write!(f, ",frames={}", c.frames)?;
+                }
+                if c.frame_size != d.frame_size {
+                    write!(f, ",frame_size={}", c.frame_size)?;
+                }
+                if c.ring_size != d.ring_size {
+                    write!(f, ",ring={}", c.ring_size)?;
+                }
+                Ok(())
+            }
             PortSpec::Dpdk { args } => write!(f, "dpdk:{}", args.join(" ")),
         }
     }
@@ -404,7 +428,7 @@ fn valid_ifname(name: &str) -> bool {
             .any(|c| c == '/' || c == ':' || c == '%' || c.is_whitespace() || c.is_control())
 }
 
-/// Parses `mem`, `tap:NAME`, `af_xdp:IFACE` or `dpdk:ARGS`.
+/// Parses `mem`, `tap:NAME`, `af_xdp:IFACE[,OPTIONS]` or `dpdk:ARGS`.
 pub fn port_spec(text: &str) -> Result<PortSpec, ValueError> {
     let form = "is not a port (mem, tap:NAME, af_xdp:IFACE or dpdk:ARGS)";
     let ifname_form =
@@ -417,13 +441,13 @@ pub fn port_spec(text: &str) -> Result<PortSpec, ValueError> {
         .split_once(':')
         .ok_or_else(|| ValueError::new(text, form))?;
     match kind {
-        "tap" | "af_xdp" if !valid_ifname(rest) => Err(ValueError::new(text, ifname_form)),
+        "tap" if !valid_ifname(rest) => Err(ValueError::new(text, ifname_form)),
         "tap" => Ok(PortSpec::Tap {
             name: rest.to_owned(),
         }),
-        "af_xdp" => Ok(PortSpec::AfXdp {
-            iface: rest.to_owned(),
-        }),
+        "af_xdp" => wirespeed::port::AfXdpConfig::parse(rest)
+            .map(PortSpec::AfXdp)
+            .map_err(|why| ValueError::new(text, &why)),
         "dpdk" => {
             let args: Vec<String> = rest.split_whitespace().map(str::to_owned).collect();
             if args.is_empty() {
@@ -592,9 +616,16 @@ mod tests {
         );
         assert_eq!(
             port_spec("af_xdp:veth1"),
-            Ok(PortSpec::AfXdp {
-                iface: "veth1".into()
-            })
+            Ok(PortSpec::AfXdp(wirespeed::port::AfXdpConfig::new("veth1")))
+        );
+        let PortSpec::AfXdp(c) =
+            port_spec("af_xdp:veth1,queues=2,mode=generic,zc=off,frames=8192").unwrap()
+        else {
+            panic!("not af_xdp");
+        };
+        assert_eq!(
+            (c.queues, c.mode, c.frames),
+            (2, wirespeed::port::af_xdp::XdpMode::Generic, 8192)
         );
         assert_eq!(
             port_spec("dpdk:--vdev=net_null0 --no-pci"),
@@ -610,12 +641,25 @@ mod tests {
             "tap:ws%d",
             "tap:waytoolonginterface",
             "xdp:eth1",
+            "af_xdp:",
+            "af_xdp:veth1,queues=0",
+            "af_xdp:veth1,mode=fast",
+            "af_xdp:veth1,zc=maybe",
+            "af_xdp:veth1,frames=10",
+            "af_xdp:veth1,colour=red",
+            "af_xdp:veth1,queues",
             "dpdk:",
             "memory",
         ] {
             assert!(port_spec(bad).is_err(), "{bad:?} accepted");
         }
-        for ok in ["mem", "tap:ws0", "af_xdp:veth1", "dpdk:--no-pci"] {
+        for ok in [
+            "mem",
+            "tap:ws0",
+            "af_xdp:veth1",
+            "af_xdp:veth1,queues=2,mode=native,zc=off",
+            "dpdk:--no-pci",
+        ] {
             assert_eq!(port_spec(ok).unwrap().to_string(), ok);
         }
     }

@@ -145,9 +145,15 @@ thread_local! {
     static COW_COPIES: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Copies made on this thread because a shared [`HeapBuf`] was written to.
+/// Copies made on this thread because a shared buffer ([`HeapBuf`], or a
+/// driver's buffer type) was written to.
 pub fn cow_copies() -> u64 {
     COW_COPIES.with(Cell::get)
+}
+
+/// Counts one copy on write (for drivers' buffer types).
+pub(crate) fn count_cow_copy() {
+    COW_COPIES.with(|c| c.set(c.get() + 1));
 }
 
 impl core::fmt::Debug for HeapBuf {

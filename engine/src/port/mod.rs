@@ -16,15 +16,18 @@
 //! it, the in-memory wire uses it for delay and rate.
 //!
 //! Drivers: [`mem`] (the in-memory wire with software RSS and impairments),
-//! [`tap`] (a Linux TAP device), [`pcap`] (a wrapper recording any device's
+//! [`tap`] (a Linux TAP device), [`af_xdp`] (AF_XDP sockets on any Linux
+//! interface), [`pcap`] (a wrapper recording any device's
 //! traffic to a pcap file).
 
+pub mod af_xdp;
 pub mod link;
 pub mod mem;
 pub mod pcap;
 pub mod rng;
 pub mod tap;
 
+pub use af_xdp::{AfXdpConfig, AfXdpDevice, AfXdpError, AfXdpPort, XdpBuf};
 pub use mem::{
     Impairment, MemConfigError, MemDevice, MemPortConfig, MemWire, PortStats, WireStats,
 };

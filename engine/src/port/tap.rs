@@ -11,7 +11,7 @@
 //! Needs `CAP_NET_ADMIN` (root). The kernel side needs no IP address for the
 //! engine to work; give it one only when the kernel is meant to be the peer.
 //!
-//! All `unsafe` of the ports lives in this file, one system call per block.
+//! All `unsafe` of this port lives in this file, one system call per block.
 
 use std::ffi::CStr;
 use std::io;
