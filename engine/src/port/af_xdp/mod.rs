@@ -428,6 +428,37 @@ impl AfXdpPort {
             }
         })?;
 
+        // Attached first: another program on the interface is the
+        // likeliest conflict, and until the sockets are in the map every
+        // frame passes to the kernel.
+        let attach = |flags| sys::attach_link(&prog, ifindex, flags);
+        let link_error = |native: bool, errno: i32| match errno {
+            libc::EBUSY | libc::EEXIST => AfXdpError::AlreadyAttached,
+            libc::EPERM | libc::EACCES => AfXdpError::NotPermitted,
+            libc::EINVAL if native => AfXdpError::AttachMode { native, errno },
+            libc::ENOSYS => AfXdpError::Unsupported { errno },
+            _ => AfXdpError::AttachMode { native, errno },
+        };
+        let (link, native) = match c.mode {
+            XdpMode::Native => (
+                attach(sys::XDP_FLAGS_DRV_MODE).map_err(|e| link_error(true, e))?,
+                true,
+            ),
+            XdpMode::Generic => (
+                attach(sys::XDP_FLAGS_SKB_MODE).map_err(|e| link_error(false, e))?,
+                false,
+            ),
+            XdpMode::Auto => match attach(sys::XDP_FLAGS_DRV_MODE) {
+                Ok(l) => (l, true),
+                Err(e @ (libc::EBUSY | libc::EEXIST | libc::EPERM | libc::EACCES)) => {
+                    return Err(link_error(true, e))
+                }
+                Err(_) => (
+                    attach(sys::XDP_FLAGS_SKB_MODE).map_err(|e| link_error(false, e))?,
+                    false,
+                ),
+            },
+        };
         let sizes = sys::RingSizes {
             fill: c.ring_size * 2,
             comp: c.ring_size * 2,
@@ -468,34 +499,6 @@ impl AfXdpPort {
             sockets.push((fd, rings));
         }
 
-        let attach = |flags| sys::attach_link(&prog, ifindex, flags);
-        let link_error = |native: bool, errno: i32| match errno {
-            libc::EBUSY | libc::EEXIST => AfXdpError::AlreadyAttached,
-            libc::EPERM | libc::EACCES => AfXdpError::NotPermitted,
-            libc::EINVAL if native => AfXdpError::AttachMode { native, errno },
-            libc::ENOSYS => AfXdpError::Unsupported { errno },
-            _ => AfXdpError::AttachMode { native, errno },
-        };
-        let (link, native) = match c.mode {
-            XdpMode::Native => (
-                attach(sys::XDP_FLAGS_DRV_MODE).map_err(|e| link_error(true, e))?,
-                true,
-            ),
-            XdpMode::Generic => (
-                attach(sys::XDP_FLAGS_SKB_MODE).map_err(|e| link_error(false, e))?,
-                false,
-            ),
-            XdpMode::Auto => match attach(sys::XDP_FLAGS_DRV_MODE) {
-                Ok(l) => (l, true),
-                Err(e @ (libc::EBUSY | libc::EEXIST | libc::EPERM | libc::EACCES)) => {
-                    return Err(link_error(true, e))
-                }
-                Err(_) => (
-                    attach(sys::XDP_FLAGS_SKB_MODE).map_err(|e| link_error(false, e))?,
-                    false,
-                ),
-            },
-        };
         let attachment = Arc::new(Attachment {
             _link: link,
             _prog: prog,
