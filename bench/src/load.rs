@@ -526,7 +526,11 @@ impl<D: Device> Handler<D> for LoadClient<D> {
                 self.retire(cx, id, false);
             }
             _ if self.plan.per_request_conn => {
-                self.send_request(cx, id, op_start);
+                // Sent now, on time: an open-loop operation's lateness was
+                // judged when its connection opened, and its latency counts
+                // from `op_start` (see `complete`), not from this send.
+                let now = cx.now();
+                self.send_request(cx, id, now);
             }
             _ => self.next_request(cx, id),
         }
