@@ -21,7 +21,8 @@
 //!   SHA-256; then wrk, 100 connections for 10 s, without socket errors or
 //!   non-2xx answers;
 //! - `load http` against nginx, keep-alive and a connection per request:
-//!   no errors, and as many requests as nginx logged;
+//!   no errors, as many requests as nginx logged, and no connection left
+//!   half-closed on Linux after the run;
 //! - 64 MiB of random bytes each way through `serve echo` from a Linux
 //!   socket, checked by SHA-256, with 0 %, 1 % and 5 % random loss both
 //!   ways;
@@ -826,6 +827,25 @@ fn load_http(wire: Wire) {
             logged as u64, requests,
             "{tag}: nginx logged {logged}, wirespeed reports {requests}"
         );
+        // wirespeed finished every close before it exited: Linux holds no
+        // connection of it half-closed (TIME-WAIT on Linux's side is fine:
+        // nginx closes first after `Connection: close`).
+        let unfinished = run_ok(&mut lab.linux(&[
+            "ss",
+            "-H",
+            "-tan",
+            "state",
+            "last-ack",
+            "state",
+            "close-wait",
+            "state",
+            "fin-wait-1",
+            "state",
+            "fin-wait-2",
+            "state",
+            "closing",
+        ]));
+        assert_eq!(unfinished.trim(), "", "{tag}: connections left on Linux");
         let frames = check_capture(&cap.stop(), &lab, Link::Lossless, &[]);
         eprintln!("load http {tag}: {requests} requests, all in nginx's log; {frames} engine frames checked");
     }
