@@ -17,8 +17,9 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\n== %s\n' "$*"; }
 
-# Debian packages: tools the root-only tests drive (see shared ENVIRONMENT.md).
-packages=(iproute2 iputils-ping iputils-arping tshark tcpdump ethtool nftables curl wrk)
+# Debian packages: tools the root-only tests drive (see shared ENVIRONMENT.md);
+# nginx and iperf3 are the Linux peers in deploy/lab.sh's lab.
+packages=(iproute2 iputils-ping iputils-arping tshark tcpdump ethtool nftables curl wrk nginx iperf3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -28,8 +29,21 @@ if ((${#missing[@]})); then
     say "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
+    echo 'iperf3 iperf3/start_daemon boolean false' | debconf-set-selections
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The tests start nginx in their own namespaces, from their own
+    # config; the package's system service must not run beside them.
+    if [[ " ${missing[*]} " == *" nginx "* ]]; then
+      if [[ -d /run/systemd/system ]]; then
+        systemctl disable --now nginx >/dev/null 2>&1 || true
+      else
+        update-rc.d nginx disable >/dev/null 2>&1 || true
+        if [[ -s /run/nginx.pid ]]; then
+          nginx -s quit 2>/dev/null || true
+        fi
+      fi
+    fi
   else
     echo "warning: missing packages ${missing[*]} (run as root to install them); root-only tests will skip" >&2
   fi

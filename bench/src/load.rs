@@ -18,8 +18,10 @@
 //! [`LATE_AFTER`] behind schedule are counted as late.
 //!
 //! The run ends at `end`: no new operation starts, persistent connections
-//! close when idle, and whatever is still outstanding `grace` later is
-//! aborted and counted as a timeout.
+//! close when idle, and the worker stops once every close it began has
+//! reached TIME-WAIT (the peer's FIN acknowledged). Whatever is still
+//! outstanding `grace` later is aborted (and counted as a timeout if a
+//! request was in flight).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -29,7 +31,7 @@ use std::sync::mpsc::Sender;
 use wirespeed::api::{Context, Handler};
 use wirespeed::buf::PacketBuf;
 use wirespeed::port::Device;
-use wirespeed::tcp::{CloseReason, ConnId};
+use wirespeed::tcp::{CloseReason, ConnId, State};
 use wirespeed::time::{Duration, Instant};
 
 use crate::args::LoadMode;
@@ -133,6 +135,12 @@ pub struct LoadClient<D: Device> {
     idle: VecDeque<ConnId>,
     /// Open loop: operations due but not yet sent (intended times).
     backlog: VecDeque<Instant>,
+    /// Connections we closed whose FIN exchange is not over (not yet in
+    /// TIME-WAIT), oldest first. The run ends only once they are: a
+    /// process that exits before ACKing the peer's FIN leaves the peer in
+    /// LAST-ACK, and its next SYN from that port is answered with an ACK,
+    /// a RST, and a one-second retransmission.
+    closing: VecDeque<ConnId>,
     next_op: Instant,
     op_gap: Duration,
     request: Vec<u8>,
@@ -180,6 +188,7 @@ impl<D: Device> LoadClient<D> {
             conns: IdMap::default(),
             idle: VecDeque::new(),
             backlog: VecDeque::new(),
+            closing: VecDeque::new(),
             scratch: Vec::new(),
             bulk: None,
             stats: CoreStats::new(),
@@ -430,11 +439,27 @@ impl<D: Device> LoadClient<D> {
             cx.abort(id);
         } else {
             cx.close(id);
+            self.closing.push_back(id);
         }
         if c.connected {
             self.stats.connection_closed();
         }
         self.replace(cx);
+    }
+
+    /// Forgets closed connections whose FIN exchange is over. Closes end
+    /// roughly in the order they began: stop at the first still going,
+    /// moved to the back so that one slow close holds up no other.
+    fn reap_closing(&mut self, cx: &Context<'_, D>) {
+        while let Some(id) = self.closing.pop_front() {
+            let going = cx
+                .conn(id)
+                .is_some_and(|c| !matches!(c.state(), State::TimeWait | State::Closed));
+            if going {
+                self.closing.push_back(id);
+                return;
+            }
+        }
     }
 
     /// Closed loop: a connection (attempt) ended before the run did; open
@@ -526,7 +551,11 @@ impl<D: Device> Handler<D> for LoadClient<D> {
                 self.retire(cx, id, false);
             }
             _ if self.plan.per_request_conn => {
-                self.send_request(cx, id, op_start);
+                // Sent now, on time: an open-loop operation's lateness was
+                // judged when its connection opened, and its latency counts
+                // from `op_start` (see `complete`), not from this send.
+                let now = cx.now();
+                self.send_request(cx, id, now);
             }
             _ => self.next_request(cx, id),
         }
@@ -602,8 +631,13 @@ impl<D: Device> Handler<D> for LoadClient<D> {
                 }
             }
         }
+        self.reap_closing(cx);
         if now >= self.plan.end + self.plan.grace && !self.aborted {
             self.aborted = true;
+            // Closes the peer never finished: reset, so it keeps no state.
+            for id in self.closing.drain(..) {
+                cx.abort(id);
+            }
             let ids: Vec<ConnId> = self.conns.keys().copied().collect();
             for id in ids {
                 if let Some(c) = self.conns.get(&id) {
@@ -621,6 +655,6 @@ impl<D: Device> Handler<D> for LoadClient<D> {
     }
 
     fn is_done(&self) -> bool {
-        self.ended && self.conns.is_empty()
+        self.ended && self.conns.is_empty() && self.closing.is_empty()
     }
 }

@@ -3,8 +3,11 @@
 //!
 //! - `http`: HTTP/1.1 keep-alive; every `GET` gets 200 with a body of the
 //!   configured size, other methods 405, a malformed request 400 and a
-//!   close. The response bytes are built once per worker in port buffers
-//!   and sent as shared handles: zero copy per response.
+//!   close. The response bytes are built once per worker; up to
+//!   [`SHARED_RESPONSE_MAX`] they live in port buffers sent as shared
+//!   handles (zero copy per response), bigger ones are copied in as send
+//!   space opens. Replies go out in request order; one larger than the
+//!   send buffer goes out in pieces.
 //! - `echo` (RFC 862): received buffers are sent back as they are (zero
 //!   copy).
 //! - `discard` (RFC 863): received buffers go straight back to the pool.
@@ -13,7 +16,7 @@
 //! Counters go to a [`CoreStats`] like the load generator's, so a `serve`
 //! run prints the same live line (requests are requests answered).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::Sender;
 
 use wirespeed::api::{Context, Handler};
@@ -26,20 +29,57 @@ use crate::args::ServeMode;
 use crate::http::{response_head, RequestParser};
 use crate::stats::{CoreStats, Interval};
 
+/// The largest 200 response kept in port buffers and shared per send: a
+/// 256-buffer slice of a port's pool (4096 buffers on a TAP) at most.
+pub const SHARED_RESPONSE_MAX: usize = 256 * CHUNK;
+
+/// Bytes per port buffer of a shared response.
+const CHUNK: usize = 1024;
+
+/// The body of every 200 response: `a` to `z`, repeated.
+fn body(len: usize) -> Vec<u8> {
+    const ALPHABET: &[u8; 26] = b"abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let n = (len - out.len()).min(ALPHABET.len());
+        out.extend_from_slice(&ALPHABET[..n]);
+    }
+    out
+}
+
+/// An HTTP reply owed to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    /// The 200 response; `close` once it is queued (the client asked).
+    Page { close: bool },
+    /// An error status with an empty body; `close` once it is queued.
+    Error { status: u16, close: bool },
+}
+
+/// Replies a connection is owed while its send buffer is full, oldest
+/// first.
+#[derive(Debug, Default)]
+struct Owed {
+    replies: VecDeque<Reply>,
+    /// Bytes of the oldest reply already queued.
+    sent: usize,
+}
+
 /// One worker's server.
 pub struct Server<D: Device> {
     mode: ServeMode,
     port: u16,
     body_size: usize,
-    /// The 200 response, in port buffers, shared per send.
-    response: Vec<D::Buf>,
-    response_len: usize,
+    /// The 200 response, head and body.
+    page: Vec<u8>,
+    /// The same bytes in port buffers of [`CHUNK`] bytes, shared per send;
+    /// empty when the response is copied instead.
+    shared: Vec<D::Buf>,
     conns: HashMap<ConnId, RequestParser>,
     /// Echo: a received view waiting for send space, per connection.
     held: HashMap<ConnId, D::Buf>,
-    /// Connections whose response could not be queued in full (send buffer
-    /// full): how many responses are still owed.
-    owed: HashMap<ConnId, u64>,
+    /// HTTP connections whose replies did not fit in the send buffer.
+    owed: HashMap<ConnId, Owed>,
     /// Statistics of this worker.
     pub stats: CoreStats,
     intervals: Option<Sender<Interval>>,
@@ -74,8 +114,8 @@ impl<D: Device> Server<D> {
             mode,
             port,
             body_size,
-            response: Vec::new(),
-            response_len: 0,
+            page: Vec::new(),
+            shared: Vec::new(),
             conns: HashMap::new(),
             owed: HashMap::new(),
             held: HashMap::new(),
@@ -89,70 +129,111 @@ impl<D: Device> Server<D> {
     }
 
     fn build_response(&mut self, cx: &mut Context<'_, D>) {
-        let mut bytes = response_head(200, self.body_size, false).into_bytes();
-        bytes.extend((0..self.body_size).map(|i| b'a' + (i % 26) as u8));
-        self.response_len = bytes.len();
-        for chunk in bytes.chunks(1024) {
+        self.page = response_head(200, self.body_size, false).into_bytes();
+        self.page.extend_from_slice(&body(self.body_size));
+        if self.page.len() > SHARED_RESPONSE_MAX {
+            return;
+        }
+        for chunk in self.page.chunks(CHUNK) {
             let Some(mut b) = cx.alloc() else {
                 // No pool buffer: fall back on copying per response.
-                self.response.clear();
+                self.release_shared(cx);
                 return;
             };
             match b.append(chunk.len()) {
                 Ok(room) => room.copy_from_slice(chunk),
                 Err(_) => {
                     cx.release(b);
-                    self.response.clear();
+                    self.release_shared(cx);
                     return;
                 }
             }
-            self.response.push(b);
+            self.shared.push(b);
         }
     }
 
-    /// Queues one 200 response; false when the send buffer is full.
-    fn send_response(&mut self, cx: &mut Context<'_, D>, id: ConnId) -> bool {
-        if self.response.is_empty() {
-            let mut bytes = response_head(200, self.body_size, false).into_bytes();
-            bytes.extend((0..self.body_size).map(|i| b'a' + (i % 26) as u8));
-            // All or nothing: a partial response would corrupt the stream.
-            let free = cx.conn(id).map_or(0, |c| c.send_space());
-            if free < bytes.len() {
-                return false;
+    fn release_shared(&mut self, cx: &mut Context<'_, D>) {
+        for b in self.shared.drain(..) {
+            cx.release(b);
+        }
+    }
+
+    /// Queues `reply` behind whatever `id` is owed already.
+    fn reply(&mut self, cx: &mut Context<'_, D>, id: ConnId, reply: Reply) {
+        if let Some(owed) = self.owed.get_mut(&id) {
+            owed.replies.push_back(reply);
+            return;
+        }
+        match self.write_reply(cx, id, reply, 0) {
+            None => self.replied(cx, id, reply),
+            Some(sent) => {
+                self.owed.insert(
+                    id,
+                    Owed {
+                        replies: VecDeque::from([reply]),
+                        sent,
+                    },
+                );
             }
-            cx.send_slice(id, &bytes);
-        } else {
-            let free = cx.conn(id).map_or(0, |c| c.send_space());
-            if free < self.response_len {
-                return false;
-            }
-            for b in &self.response {
-                if let Err(back) = cx.send(id, b.share()) {
-                    cx.release(back);
-                    return false;
+        }
+    }
+
+    /// Queues `reply` from byte `from` on: `None` once all of it is
+    /// queued, else how far it got (the send buffer is full; a refused
+    /// send brings [`Handler::on_writable`] once space opens).
+    fn write_reply(
+        &mut self,
+        cx: &mut Context<'_, D>,
+        id: ConnId,
+        reply: Reply,
+        from: usize,
+    ) -> Option<usize> {
+        match reply {
+            Reply::Page { .. } if !self.shared.is_empty() => {
+                // Whole chunks only, so `from` is always a chunk boundary.
+                for (i, b) in self.shared.iter().enumerate().skip(from / CHUNK) {
+                    if let Err(back) = cx.send(id, b.share()) {
+                        cx.release(back);
+                        return Some(i * CHUNK);
+                    }
                 }
+                None
+            }
+            Reply::Page { .. } => {
+                let n = cx.send_slice(id, &self.page[from..]);
+                (from + n < self.page.len()).then_some(from + n)
+            }
+            Reply::Error { status, close } => {
+                let head = response_head(status, 0, close);
+                let n = cx.send_slice(id, &head.as_bytes()[from..]);
+                (from + n < head.len()).then_some(from + n)
             }
         }
-        self.stats.counters.requests += 1;
-        self.stats.counters.responses += 1;
-        self.stats.counters.bytes_tx += self.response_len as u64;
-        self.stats.record_status(200);
-        true
     }
 
-    fn send_error(&mut self, cx: &mut Context<'_, D>, id: ConnId, status: u16, close: bool) {
-        let head = response_head(status, 0, close);
-        cx.send_slice(id, head.as_bytes());
-        self.stats.record_status(status);
+    /// Counts a reply queued in full, and closes if it said so.
+    fn replied(&mut self, cx: &mut Context<'_, D>, id: ConnId, reply: Reply) {
         self.stats.counters.requests += 1;
-        self.stats.counters.bytes_tx += head.len() as u64;
+        let close = match reply {
+            Reply::Page { close } => {
+                self.stats.counters.responses += 1;
+                self.stats.counters.bytes_tx += self.page.len() as u64;
+                self.stats.record_status(200);
+                close
+            }
+            Reply::Error { status, close } => {
+                self.stats.counters.bytes_tx += response_head(status, 0, close).len() as u64;
+                self.stats.record_status(status);
+                close
+            }
+        };
         if close {
             cx.close(id);
         }
     }
 
     fn http_readable(&mut self, cx: &mut Context<'_, D>, id: ConnId) {
-        // Responses owed from before go first (order matters).
+        // Replies owed from before go first (order matters).
         if self.pay_debt(cx, id) {
             // Still owing: leave new data in the receive queue, so the
             // client's window closes instead of our memory growing.
@@ -166,16 +247,22 @@ impl<D: Device> Server<D> {
             cx.release(buf);
             self.conns.insert(id, parser);
             for r in reqs {
-                if !r.get {
-                    self.send_error(cx, id, 405, r.close);
-                } else if self.owed.contains_key(&id) || !self.send_response(cx, id) {
-                    *self.owed.entry(id).or_insert(0) += 1;
-                } else if r.close {
-                    cx.close(id);
-                }
+                let reply = if r.get {
+                    Reply::Page { close: r.close }
+                } else {
+                    Reply::Error {
+                        status: 405,
+                        close: r.close,
+                    }
+                };
+                self.reply(cx, id, reply);
             }
             if parsed.is_err() {
-                self.send_error(cx, id, 400, true);
+                let bad = Reply::Error {
+                    status: 400,
+                    close: true,
+                };
+                self.reply(cx, id, bad);
                 return;
             }
             if self.owed.contains_key(&id) {
@@ -184,18 +271,22 @@ impl<D: Device> Server<D> {
         }
     }
 
-    /// Sends owed responses; true while some are still owed.
+    /// Queues what `id` is owed, in order; true while some is still owed.
     fn pay_debt(&mut self, cx: &mut Context<'_, D>, id: ConnId) -> bool {
-        let Some(mut n) = self.owed.remove(&id) else {
+        let Some(mut owed) = self.owed.remove(&id) else {
             return false;
         };
-        while n > 0 && self.send_response(cx, id) {
-            n -= 1;
+        while let Some(&reply) = owed.replies.front() {
+            if let Some(sent) = self.write_reply(cx, id, reply, owed.sent) {
+                owed.sent = sent;
+                self.owed.insert(id, owed);
+                return true;
+            }
+            owed.replies.pop_front();
+            owed.sent = 0;
+            self.replied(cx, id, reply);
         }
-        if n > 0 {
-            self.owed.insert(id, n);
-        }
-        n > 0
+        false
     }
 
     /// Sends a received view back, zero copy.

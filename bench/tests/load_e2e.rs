@@ -209,6 +209,10 @@ fn every_mode_against_the_built_in_server() {
         if *tag != "bulk" {
             assert!(stdout.contains("p99.99"), "{tag}: summary\n{stdout}");
         }
+        if *tag != "echo-open-loop" {
+            // Closed loop: a request goes out when its turn comes, never late.
+            assert_eq!(num(&v, &["late_sends"]), 0.0, "{tag}: {v}");
+        }
     }
 }
 
