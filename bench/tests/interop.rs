@@ -120,7 +120,6 @@ fn can_run(tools: &[&str]) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum XdpMode {
     /// The driver's own XDP hook (`mode=native`).
-    #[expect(dead_code, reason = "for the AF_XDP variants of the scenarios")]
     Native,
     /// The generic, skb-based hook (`mode=generic`).
     Generic,
@@ -1069,6 +1068,143 @@ fn tap_ping() {
     let _serial = serial();
     if can_run(TAP_TOOLS) {
         ping(Wire::Tap);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The engine on a veth end through AF_XDP, native and generic XDP
+
+const XDP_TOOLS: &[&str] = &["curl", "wrk", "nginx", "ping", "ethtool"];
+
+#[test]
+fn af_xdp_native_serve_http_to_curl_and_wrk() {
+    let _serial = serial();
+    if can_run(XDP_TOOLS) {
+        let w = Wire::Veth {
+            mode: XdpMode::Native,
+        };
+        serve_http(w);
+    }
+}
+
+#[test]
+fn af_xdp_native_load_http_against_nginx() {
+    let _serial = serial();
+    if can_run(XDP_TOOLS) {
+        let w = Wire::Veth {
+            mode: XdpMode::Native,
+        };
+        load_http(w);
+    }
+}
+
+#[test]
+fn af_xdp_native_bulk_echo_lossless() {
+    let _serial = serial();
+    if can_run(XDP_TOOLS) {
+        let w = Wire::Veth {
+            mode: XdpMode::Native,
+        };
+        bulk_echo(w, "0");
+    }
+}
+
+#[test]
+fn af_xdp_native_bulk_echo_1_percent_loss() {
+    let _serial = serial();
+    if can_run(XDP_TOOLS) {
+        let w = Wire::Veth {
+            mode: XdpMode::Native,
+        };
+        bulk_echo(w, "1");
+    }
+}
+
+#[test]
+fn af_xdp_native_bulk_echo_5_percent_loss() {
+    let _serial = serial();
+    if can_run(XDP_TOOLS) {
+        let w = Wire::Veth {
+            mode: XdpMode::Native,
+        };
+        bulk_echo(w, "5");
+    }
+}
+
+#[test]
+fn af_xdp_native_ping() {
+    let _serial = serial();
+    if can_run(XDP_TOOLS) {
+        let w = Wire::Veth {
+            mode: XdpMode::Native,
+        };
+        ping(w);
+    }
+}
+
+#[test]
+fn af_xdp_generic_serve_http_to_curl_and_wrk() {
+    let _serial = serial();
+    if can_run(XDP_TOOLS) {
+        let w = Wire::Veth {
+            mode: XdpMode::Generic,
+        };
+        serve_http(w);
+    }
+}
+
+#[test]
+fn af_xdp_generic_load_http_against_nginx() {
+    let _serial = serial();
+    if can_run(XDP_TOOLS) {
+        let w = Wire::Veth {
+            mode: XdpMode::Generic,
+        };
+        load_http(w);
+    }
+}
+
+#[test]
+fn af_xdp_generic_bulk_echo_lossless() {
+    let _serial = serial();
+    if can_run(XDP_TOOLS) {
+        let w = Wire::Veth {
+            mode: XdpMode::Generic,
+        };
+        bulk_echo(w, "0");
+    }
+}
+
+#[test]
+fn af_xdp_generic_bulk_echo_1_percent_loss() {
+    let _serial = serial();
+    if can_run(XDP_TOOLS) {
+        let w = Wire::Veth {
+            mode: XdpMode::Generic,
+        };
+        bulk_echo(w, "1");
+    }
+}
+
+#[test]
+fn af_xdp_generic_bulk_echo_5_percent_loss() {
+    let _serial = serial();
+    if can_run(XDP_TOOLS) {
+        let w = Wire::Veth {
+            mode: XdpMode::Generic,
+        };
+        bulk_echo(w, "5");
+    }
+}
+
+#[test]
+fn af_xdp_generic_ping() {
+    let _serial = serial();
+    if can_run(XDP_TOOLS) {
+        let w = Wire::Veth {
+            mode: XdpMode::Generic,
+        };
+        ping(w);
     }
 }
 
