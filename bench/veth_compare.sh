@@ -103,8 +103,10 @@ for ((r = 1; r <= rounds; r++)); do
   r_serve_ws+=("$rps")
   wait "${pids[-1]}" || { cat "$work/serve.err" >&2; exit 1; }
 
-  # serve: nginx on the Linux stack (both ends Linux).
-  lab --engine none
+  # serve: nginx on the Linux stack. The lab whose engine is the client
+  # has nginx; giving its client end an address makes both ends Linux.
+  lab --engine client
+  ip -n "$cns" addr add 198.18.0.1/24 dev veth-client
   pin_nginx 0
   read -r rps _ < <(wrk_run 1)
   r_serve_lx+=("$rps")
