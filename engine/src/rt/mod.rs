@@ -13,7 +13,7 @@ pub mod stats;
 mod tcp_host;
 mod worker;
 
-pub use runtime::{random_secret, Runtime, RuntimeError, WorkerResult, WorkerSetup};
+pub use runtime::{host_secret, random_secret, Runtime, RuntimeError, WorkerResult, WorkerSetup};
 pub use stats::WorkerSnapshot;
 pub use tcp_host::{TcpHost, EVENT_QUEUE_LEN};
 pub use worker::{

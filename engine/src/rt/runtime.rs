@@ -105,6 +105,51 @@ pub fn random_secret() -> [u8; 48] {
     s
 }
 
+/// A stack secret whose first 16 bytes (the ISN and timestamp key) are the
+/// same for every run on this host until it reboots, derived from the
+/// kernel's boot id; the rest is random per call.
+///
+/// Why: a load generator run right after another reuses the same 4-tuples
+/// while the server still holds them in TIME-WAIT. A server accepts the new
+/// SYN only when its timestamp (or, without timestamps, its sequence
+/// number) is newer than the old incarnation's (RFC 6191, Linux's
+/// `tcp_timewait_state_process`). With a per-process key the timestamp
+/// offset and the ISN's hash part jump at random between runs, and about
+/// half the SYNs are refused; with a per-boot key both run off the one
+/// monotonic clock and only move forward, as Linux's own per-boot secret
+/// makes them. RFC 6528 §3 and RFC 7323 §5.4 ask only that the key be
+/// unknown to the peer, which the boot id is.
+pub fn host_secret() -> [u8; 48] {
+    let mut s = random_secret();
+    if let Some(id) = boot_id() {
+        // Not the raw id: SipHash it under a fixed key, so the key in use
+        // and the id readable on the host are not the same bytes.
+        let h = crate::tcp::siphash::SipHasher24::new(*b"wirespeed-isn-ts");
+        let mut msg = [0u8; 17];
+        msg[..16].copy_from_slice(&id);
+        for (half, tag) in [(0usize, 0u8), (8, 1)] {
+            msg[16] = tag;
+            s[half..half + 8].copy_from_slice(&h.hash(&msg).to_le_bytes());
+        }
+    }
+    s
+}
+
+/// The kernel's boot id (a random UUID per boot), as 16 bytes.
+fn boot_id() -> Option<[u8; 16]> {
+    let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let hex: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let s = core::str::from_utf8(pair).ok()?;
+        id[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(id)
+}
+
 /// Running workers.
 #[derive(Debug)]
 pub struct Runtime<H> {
@@ -159,7 +204,7 @@ impl<H: Send + 'static> Runtime<H> {
                     let now = Instant::now_monotonic();
                     let iface = Interface::new(setup.iface.clone(), now)
                         .map_err(RuntimeError::Interface)?;
-                    let tcp = TcpStack::new(setup.tcp, caps.checksum, random_secret(), now);
+                    let tcp = TcpStack::new(setup.tcp, caps.checksum, host_secret(), now);
                     let mut w = Worker::new(iface, dev, tcp, setup.handler, setup.worker, xcore);
                     w.run_in_group(&flag, deadline, &done, size);
                     let stats = WorkerSnapshot::of(&w.core);
@@ -206,5 +251,21 @@ impl<H> Runtime<H> {
                     .unwrap_or_else(|_| Err(RuntimeError::Thread("panicked".into())))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_isn_key_lasts_the_boot_and_the_other_keys_do_not() {
+        let (a, b) = (host_secret(), host_secret());
+        assert_ne!(a[16..], b[16..], "cookie and flow keys are fresh per call");
+        if boot_id().is_some() {
+            assert_eq!(a[..16], b[..16]);
+            assert_ne!(a[..16], [0; 16]);
+            assert_ne!(a[..16], boot_id().unwrap(), "not the readable id itself");
+        }
     }
 }

@@ -120,7 +120,9 @@ pub struct StackStats {
     pub drop_malformed: u64,
     /// Segments dropped for a bad checksum.
     pub drop_bad_checksum: u64,
-    /// RSTs sent for segments to closed ports or for no connection.
+    /// RSTs sent: for segments to closed ports or for no connection, and
+    /// by connections (an unacceptable ACK in SYN-SENT, an abort), those
+    /// counted when the connection is freed.
     pub rst_sent: u64,
     /// Segments for no connection that were themselves RSTs (dropped, RFC
     /// 9293 §3.10.7.1).
@@ -1064,6 +1066,7 @@ impl<B: PacketBuf> TcpStack<B> {
         }
         self.flows.remove(&e.conn.tuple());
         self.stats.retransmits_closed += u64::from(e.conn.stats().retransmits);
+        self.stats.rst_sent += u64::from(e.conn.stats().resets_out);
         while let Some(b) = e.conn.poll_recycle() {
             self.recycle.push(b);
         }
