@@ -462,6 +462,45 @@ pub fn port_spec(text: &str) -> Result<PortSpec, ValueError> {
     }
 }
 
+/// The cores an EAL argument list names with `-l LIST`, `-lLIST` or
+/// `--lcores=LIST`/`--lcores LIST` (`1`, `0,2`, `0-3`, `0-1,4`), in order;
+/// `None` when it names none. The workers of a DPDK port run on them.
+pub fn eal_cores(args: &[String]) -> Result<Option<Vec<usize>>, ValueError> {
+    let mut list = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "-l" || a == "--lcores" {
+            list = it.next().cloned();
+        } else if let Some(rest) = a.strip_prefix("--lcores=") {
+            list = Some(rest.to_owned());
+        } else if let Some(rest) = a
+            .strip_prefix("-l")
+            .filter(|r| !r.is_empty() && !r.starts_with('-'))
+        {
+            list = Some(rest.to_owned());
+        }
+    }
+    let Some(list) = list else {
+        return Ok(None);
+    };
+    let bad = || {
+        ValueError::new(
+            &list,
+            "is not a core list this tool reads (N, N-M, comma-separated: 1 or 0-1,4)",
+        )
+    };
+    let mut cores = Vec::new();
+    for part in list.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        if a > b || b > 4095 {
+            return Err(bad());
+        }
+        cores.extend(a..=b);
+    }
+    Ok(Some(cores))
+}
+
 /// A file to write: its directory must exist, so that a long run does not
 /// end with nowhere to put its report.
 pub fn output_file(text: &str) -> Result<PathBuf, ValueError> {
@@ -493,6 +532,22 @@ pub fn input_file(text: &str) -> Result<PathBuf, ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eal_core_lists() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(eal_cores(&v(&["--no-pci"])).unwrap(), None);
+        assert_eq!(
+            eal_cores(&v(&["-l", "1", "--no-huge"])).unwrap(),
+            Some(vec![1])
+        );
+        assert_eq!(eal_cores(&v(&["-l0-1,4"])).unwrap(), Some(vec![0, 1, 4]));
+        assert_eq!(eal_cores(&v(&["--lcores=2,3"])).unwrap(), Some(vec![2, 3]));
+        assert_eq!(eal_cores(&v(&["--lcores", "5"])).unwrap(), Some(vec![5]));
+        for bad in ["1-0", "a", "1,,2", "(0-1)@2"] {
+            assert!(eal_cores(&v(&["-l", bad])).is_err(), "{bad}");
+        }
+    }
     use proptest::prelude::*;
 
     #[test]
