@@ -5,7 +5,8 @@
 # only), then runs, in order: rustfmt, clippy, a short smoke run of every
 # fuzz target, and the whole test suite (unit, simulation, and the root-only
 # tests that create their own network namespaces and clean up after
-# themselves).
+# themselves). Clippy and the tests build every cargo feature, `dpdk`
+# included.
 #
 # Environment:
 #   CI=true                   root-only tests fail instead of skipping when
@@ -18,8 +19,11 @@ cd "$(dirname "$0")/.."
 say() { printf '\n== %s\n' "$*"; }
 
 # Debian packages: tools the root-only tests drive (see shared ENVIRONMENT.md);
-# nginx and iperf3 are the Linux peers in deploy/lab.sh's lab.
-packages=(iproute2 iputils-ping iputils-arping tshark tcpdump ethtool nftables curl wrk nginx iperf3)
+# nginx and iperf3 are the Linux peers in deploy/lab.sh's lab; DPDK with
+# pkg-config, clang and libclang (bindgen) builds the `dpdk` feature, and
+# dpdk-testpmd is the peer of its tests.
+packages=(iproute2 iputils-ping iputils-arping tshark tcpdump ethtool nftables curl wrk nginx iperf3
+  dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -57,7 +61,7 @@ say "rustfmt"
 cargo fmt --all -- --check
 
 say "clippy"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 if [[ "${WIRESPEED_SKIP_FUZZ:-}" != "1" ]]; then
   say "fuzz smoke"
@@ -66,8 +70,8 @@ fi
 
 say "test suite"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo test --workspace --doc
-  cargo nextest run --workspace --no-fail-fast
+  cargo test --workspace --all-features --doc
+  cargo nextest run --workspace --all-features --no-fail-fast
 else
-  cargo test --workspace --no-fail-fast
+  cargo test --workspace --all-features --no-fail-fast
 fi
