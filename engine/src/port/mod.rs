@@ -17,10 +17,12 @@
 //!
 //! Drivers: [`mem`] (the in-memory wire with software RSS and impairments),
 //! [`tap`] (a Linux TAP device), [`af_xdp`] (AF_XDP sockets on any Linux
-//! interface), [`pcap`] (a wrapper recording any device's
-//! traffic to a pcap file).
+//! interface), `dpdk` (DPDK poll-mode drivers, cargo feature `dpdk`),
+//! [`pcap`] (a wrapper recording any device's traffic to a pcap file).
 
 pub mod af_xdp;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod link;
 pub mod mem;
 pub mod pcap;
@@ -28,6 +30,8 @@ pub mod rng;
 pub mod tap;
 
 pub use af_xdp::{AfXdpConfig, AfXdpDevice, AfXdpError, AfXdpPort, XdpBuf};
+#[cfg(feature = "dpdk")]
+pub use dpdk::{DpdkConfig, DpdkDevice, DpdkError, DpdkInfo, DpdkPort, DpdkStats, Mbuf};
 pub use mem::{
     Impairment, MemConfigError, MemDevice, MemPortConfig, MemWire, PortStats, WireStats,
 };
