@@ -104,7 +104,7 @@ enum ReportCmd {
 struct NetCli {
     /// Device: mem (in-memory wire, no privileges), tap:NAME,
     /// af_xdp:IFACE[,queues=N][,mode=native|generic|auto][,zc=auto|on|off]
-    /// or dpdk:ARGS [default: mem]
+    /// or dpdk:EAL ARGS[;port=N][;queues=N][;mbufs=N][;mtu=N] [default: mem]
     #[arg(long, value_name = "SPEC", value_parser = units::port_spec)]
     port: Option<PortSpec>,
     /// This host's address and prefix length [default: serve 198.18.0.1/24,
@@ -116,7 +116,7 @@ struct NetCli {
     #[arg(long, value_name = "ADDR", value_parser = units::ipv4)]
     gateway: Option<Ipv4Addr>,
     /// Worker cores, one queue each [default: all online cores; tap: 1;
-    /// af_xdp: its queues=]
+    /// af_xdp and dpdk: their queues=]
     #[arg(long, value_name = "N", value_parser = parse_cores, allow_hyphen_values = true)]
     cores: Option<usize>,
 }
@@ -287,10 +287,21 @@ impl NetCli {
             (_, Some(n)) => n,
             (PortSpec::Tap { .. }, None) => 1,
             (PortSpec::AfXdp(c), None) => usize::from(c.queues),
+            (PortSpec::Dpdk { spec, .. }, None) => dpdk_queues(spec),
             _ => defaults::cores(),
         };
         Ok((port, ip, cores))
     }
+}
+
+/// The `queues=` option of a DPDK port spec (1 when absent).
+fn dpdk_queues(spec: &str) -> usize {
+    spec.split(';')
+        .skip(1)
+        .filter_map(|p| p.trim().strip_prefix("queues="))
+        .filter_map(|v| v.trim().parse().ok())
+        .last()
+        .unwrap_or(1)
 }
 
 impl ServeCli {
@@ -563,7 +574,8 @@ mod tests {
         assert_eq!(
             d.port,
             PortSpec::Dpdk {
-                args: vec!["--vdev=net_tap0".into(), "--no-pci".into()]
+                args: vec!["--vdev=net_tap0".into(), "--no-pci".into()],
+                spec: "--vdev=net_tap0 --no-pci".into(),
             }
         );
         assert_eq!(d.size, 1 << 20);

@@ -109,6 +109,50 @@ fn open_af_xdp(config: &AfXdpConfig, cores: usize) -> anyhow::Result<Vec<AfXdpDe
     Ok(port.devices)
 }
 
+/// Opens a DPDK port for `cores` workers, pinned to the EAL's `-l` cores
+/// when it names them, and says what it set up.
+#[cfg(feature = "dpdk")]
+fn open_dpdk(
+    spec: &str,
+    cores: usize,
+) -> anyhow::Result<(Vec<wirespeed::port::dpdk::DpdkDevice>, Vec<usize>)> {
+    use wirespeed::port::dpdk::{DpdkConfig, DpdkPort};
+    let mut c = DpdkConfig::parse(spec).map_err(|e| anyhow::anyhow!("--port dpdk:{spec}: {e}"))?;
+    if usize::from(c.queues) != cores {
+        if c.queues != 1 {
+            bail!(
+                "--cores {cores}: the port has queues={} (accepted: --cores {})",
+                c.queues,
+                c.queues
+            );
+        }
+        c.queues = u16::try_from(cores).context("--cores: too many for one port")?;
+    }
+    let pinned = match crate::units::eal_cores(&c.eal_args)
+        .map_err(|e| anyhow::anyhow!("--port dpdk:{spec}: -l {e}"))?
+    {
+        Some(list) if list.len() < cores => bail!(
+            "--port dpdk:{spec}: -l names {} core(s) for {cores} worker(s) (accepted: at least one core per worker)",
+            list.len()
+        ),
+        Some(list) => list[..cores].to_vec(),
+        None => pins(0, cores),
+    };
+    let port =
+        DpdkPort::open(&c).with_context(|| format!("--port dpdk:{spec}: opening the DPDK port"))?;
+    eprintln!("{}", port.info);
+    Ok((port.devices, pinned))
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn open_dpdk(spec: &str, _cores: usize) -> anyhow::Result<(Vec<TapDevice>, Vec<usize>)> {
+    bail!(
+        "--port dpdk:{spec}: this build has no DPDK port; build with \
+         `cargo build --release -p wirespeed-bench --features dpdk` (needs the system's DPDK, \
+         which deploy/test.sh installs)"
+    )
+}
+
 /// Runs `wirespeed serve`.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     match &args.port {
@@ -121,18 +165,22 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             }
             let dev = TapDevice::open(name, SERVER_MAC, 1500)
                 .with_context(|| format!("--port tap:{name}: opening the TAP device"))?;
-            serve_on(args, vec![dev])
+            serve_on(args, vec![dev], &pins(0, 1))
         }
-        PortSpec::AfXdp(c) => serve_on(args, open_af_xdp(c, args.cores)?),
+        PortSpec::AfXdp(c) => serve_on(args, open_af_xdp(c, args.cores)?, &pins(0, args.cores)),
+        PortSpec::Dpdk { spec, .. } => {
+            let (devices, cores) = open_dpdk(spec, args.cores)?;
+            serve_on(args, devices, &cores)
+        }
         PortSpec::Mem => bail!(
             "--port mem: serve needs a port other programs reach (accepted: tap:NAME, af_xdp:IFACE); \
              `wirespeed load` runs its own server on the in-memory wire"
         ),
-        other => bail!("--port {other}: not supported in this build (accepted: tap:NAME, af_xdp:IFACE)"),
+
     }
 }
 
-fn serve_on<D>(args: &ServeArgs, queues: Vec<D>) -> anyhow::Result<ExitCode>
+fn serve_on<D>(args: &ServeArgs, queues: Vec<D>, cores: &[usize]) -> anyhow::Result<ExitCode>
 where
     D: Device + Send + 'static,
     D::Buf: Send,
@@ -146,7 +194,7 @@ where
     let gateway = args.gateway;
     let (mode, listen, body) = (args.mode, args.listen, args.body_size);
     let workers = queues.len();
-    let rt = Runtime::start(queues, &pins(0, workers), end, move |_, caps| {
+    let rt = Runtime::start(queues, cores, end, move |_, caps| {
         let mut iface = InterfaceConfig::new(caps.mac, ip);
         iface.gateway = gateway;
         Ok(WorkerSetup {
@@ -227,7 +275,7 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             let b = LinkPortConfig::new(SERVER_MAC, servers as u16);
             let (cq, sq) = link_pair(&a, &b).context("building the in-memory link")?;
             let server = start_builtin_server(args, sq, clients)?;
-            let result = run_load(args, cq, 0);
+            let result = run_load(args, cq, &pins(0, clients));
             server.stop();
             for r in server.join() {
                 r?;
@@ -243,12 +291,13 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             }
             let dev = TapDevice::open(name, CLIENT_MAC, 1500)
                 .with_context(|| format!("--port tap:{name}: opening the TAP device"))?;
-            run_load(args, vec![dev], 0)
+            run_load(args, vec![dev], &pins(0, 1))
         }
-        PortSpec::AfXdp(c) => run_load(args, open_af_xdp(c, args.cores)?, 0),
-        other => bail!(
-            "--port {other}: not supported in this build (accepted: mem, tap:NAME, af_xdp:IFACE)"
-        ),
+        PortSpec::AfXdp(c) => run_load(args, open_af_xdp(c, args.cores)?, &pins(0, args.cores)),
+        PortSpec::Dpdk { spec, .. } => {
+            let (devices, cores) = open_dpdk(spec, args.cores)?;
+            run_load(args, devices, &cores)
+        }
     }
 }
 
@@ -329,7 +378,7 @@ fn covering(start: Ipv4Addr, end: Ipv4Addr) -> Vec<EngineCidr> {
     out
 }
 
-fn run_load<D>(args: &LoadArgs, queues: Vec<D>, first_core: usize) -> anyhow::Result<ExitCode>
+fn run_load<D>(args: &LoadArgs, queues: Vec<D>, cores: &[usize]) -> anyhow::Result<ExitCode>
 where
     D: Device + Send + 'static,
     D::Buf: Send,
@@ -360,7 +409,7 @@ where
     let wall_start = SystemTime::now();
     let rt = Runtime::start(
         queues,
-        &pins(first_core, workers),
+        cores,
         Some(end + GRACE + Duration::from_secs(1)),
         move |i, caps| {
             let mut iface = InterfaceConfig::new(caps.mac, client_net);

@@ -371,10 +371,12 @@ pub enum PortSpec {
     /// AF_XDP sockets on a Linux interface:
     /// `af_xdp:IFACE[,queues=N][,mode=native|generic|auto][,zc=auto|on|off]`.
     AfXdp(wirespeed::port::AfXdpConfig),
-    /// A DPDK port; the arguments go to the EAL.
+    /// A DPDK port: `dpdk:EAL ARGS[;port=N][;queues=N][;mbufs=N][;mtu=N]`.
     Dpdk {
         /// EAL arguments, split on whitespace.
         args: Vec<String>,
+        /// Everything after `dpdk:`, options included.
+        spec: String,
     },
 }
 
@@ -410,7 +412,7 @@ impl fmt::Display for PortSpec {
                 }
                 Ok(())
             }
-            PortSpec::Dpdk { args } => write!(f, "dpdk:{}", args.join(" ")),
+            PortSpec::Dpdk { spec, .. } => write!(f, "dpdk:{spec}"),
         }
     }
 }
@@ -449,14 +451,22 @@ pub fn port_spec(text: &str) -> Result<PortSpec, ValueError> {
             .map(PortSpec::AfXdp)
             .map_err(|why| ValueError::new(text, &why)),
         "dpdk" => {
-            let args: Vec<String> = rest.split_whitespace().map(str::to_owned).collect();
+            let eal = rest.split(';').next().unwrap_or("");
+            let args: Vec<String> = eal.split_whitespace().map(str::to_owned).collect();
             if args.is_empty() {
                 return Err(ValueError::new(
                     text,
                     "has no EAL arguments (example: dpdk:--vdev=net_tap0 --no-pci)",
                 ));
             }
-            Ok(PortSpec::Dpdk { args })
+            #[cfg(feature = "dpdk")]
+            wirespeed::port::dpdk::DpdkConfig::parse(rest)
+                .map_err(|why| ValueError::new(text, &why))?;
+            eal_cores(&args)?;
+            Ok(PortSpec::Dpdk {
+                args,
+                spec: rest.trim().to_owned(),
+            })
         }
         _ => Err(ValueError::new(text, form)),
     }
@@ -685,7 +695,8 @@ mod tests {
         assert_eq!(
             port_spec("dpdk:--vdev=net_null0 --no-pci"),
             Ok(PortSpec::Dpdk {
-                args: vec!["--vdev=net_null0".into(), "--no-pci".into()]
+                args: vec!["--vdev=net_null0".into(), "--no-pci".into()],
+                spec: "--vdev=net_null0 --no-pci".into(),
             })
         );
         for bad in [

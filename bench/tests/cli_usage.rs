@@ -69,7 +69,7 @@ fn help_and_version_exit_zero() {
         "[default: 100, bulk 1]",
         "[default: 1]",
         "[default: mem]",
-        "[default: all online cores; tap: 1; af_xdp: its queues=]",
+        "[default: all online cores; tap: 1; af_xdp and dpdk: their queues=]",
     ] {
         assert!(help.contains(default), "load --help lacks {default}");
     }
