@@ -12,7 +12,7 @@
 //! exhausted (copy on write, counted in [`crate::buf::cow_copies`]): the
 //! PMD may still be reading the shared one.
 //!
-//! At transmission ([`TxFrame::build`]) a handle becomes what the PMD takes:
+//! At transmission (`TxFrame::build`) a handle becomes what the PMD takes:
 //! - its own mbuf, when no other handle shares it (the handle's reference
 //!   moves to the PMD);
 //! - otherwise an indirect mbuf attached to it (`rte_pktmbuf_attach`, which

@@ -31,18 +31,30 @@
 //! receive, frames the NIC marks bad are dropped and counted, and frames
 //! it did not check are verified in software here.
 //!
-//! Virtual devices measured on this project's machines (DPDK 22.11, no
-//! hugepages: `--no-huge -m 512 --no-shconf --no-pci`):
+//! Virtual devices tried on this project's machines (DPDK 22.11, no
+//! hugepages: `--no-huge -m 512 --no-shconf --no-pci`), and RSS with two
+//! queues on each:
 //! - `net_ring` (`--vdev=net_ring0`): a loopback (each TX queue feeds the
-//!   same RX queue), up to 16 queues, no RSS, no offloads, mbuf chains pass
-//!   through untouched. The tests run on it.
-//! - `net_null`: frees what it sends, receives nothing unless asked to
-//!   (`--vdev=net_null0`), no RSS.
-//! - `net_tap`: a TAP interface in the process's network namespace, up to
-//!   16 queues, IPv4/TCP checksum offloads (done in software by the PMD)
-//!   and multi-segment transmit; RSS through its own eBPF program.
-//! - `net_af_xdp`, `net_af_packet`, `net_memif`: no RSS reported on a
-//!   one-queue veth; see the README's DPDK section for what was measured.
+//!   same RX queue), up to 16 queues, multi-segment TX, no offloads, no
+//!   RSS (two queues: refused). The tests run on it.
+//! - `net_null`: frees what it sends; reports RSS (a 40-byte key and a
+//!   128-entry table) but hashes nothing. It ignores the key given at
+//!   configure time and starts with an all-zero table; it takes both
+//!   through the update calls, which is why they are set again and read
+//!   back after start. No multi-segment TX: payloads are copied.
+//! - `net_tap` (a TAP in the process's network namespace): IPv4/TCP
+//!   checksum offloads both ways (done in software by the PMD) and
+//!   multi-segment TX. It lists RSS hash types but cannot report its key
+//!   or table (`rte_eth_dev_rss_hash_conf_get`: not supported), and this
+//!   kernel has no `multiq` qdisc for its flow steering: two queues are
+//!   refused ([`DpdkError::RssQuery`]).
+//! - `net_af_xdp` on a veth: `queue_count=2` fails at probe (veth reports
+//!   no combined channels, so one queue); no RSS, no offloads.
+//! - `net_af_packet` (`qpairs=2`) and `net_memif`: no RSS (two queues:
+//!   refused); multi-segment TX.
+//!
+//! So no virtual device here spreads flows by Toeplitz hash; RSS with a
+//! key and table read back is for real NICs (and `net_null`'s stand-in).
 //!
 //! Needs the system's DPDK (22.11 or later) and, for real NICs, hugepages
 //! and a NIC bound to a DPDK-capable driver. Everything `unsafe` of the
