@@ -102,6 +102,10 @@ struct Conn {
     checked: u64,
     rx_off: usize,
     http: Option<ResponseParser>,
+    /// Request bytes the send buffer had no room for yet (a message larger
+    /// than the send buffer), sent as room opens, in order.
+    unsent: Vec<u8>,
+    unsent_off: usize,
 }
 
 impl Conn {
@@ -113,6 +117,8 @@ impl Conn {
             sent: 0,
             checked: 0,
             rx_off: 0,
+            unsent: Vec::new(),
+            unsent_off: 0,
             http: http.then(ResponseParser::new),
         }
     }
@@ -242,8 +248,16 @@ impl<D: Device> LoadClient<D> {
                 self.scratch.clear();
                 self.scratch
                     .extend((0..self.plan.size).map(|i| pattern(k, i)));
-                let n = cx.send_slice(id, &self.scratch);
-                n == self.scratch.len()
+                // Behind an unsent tail, the new message waits its turn;
+                // otherwise what the send buffer cannot take now goes out
+                // as it drains (`on_writable`).
+                let n = if c.unsent.is_empty() {
+                    cx.send_slice(id, &self.scratch)
+                } else {
+                    0
+                };
+                c.unsent.extend_from_slice(&self.scratch[n..]);
+                true
             }
             LoadMode::Bulk => false,
         };
@@ -579,6 +593,16 @@ impl<D: Device> Handler<D> for LoadClient<D> {
     fn on_writable(&mut self, cx: &mut Context<'_, D>, id: ConnId) {
         if self.plan.mode == LoadMode::Bulk {
             self.fill_bulk(cx, id);
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&id) {
+            if c.unsent_off < c.unsent.len() {
+                c.unsent_off += cx.send_slice(id, &c.unsent[c.unsent_off..]);
+                if c.unsent_off == c.unsent.len() {
+                    c.unsent.clear();
+                    c.unsent_off = 0;
+                }
+            }
         }
     }
 

@@ -202,8 +202,11 @@ impl<H: Send + 'static> Runtime<H> {
                     let caps = dev.caps().clone();
                     let setup = make(i, &caps).map_err(RuntimeError::Setup)?;
                     let now = Instant::now_monotonic();
-                    let iface = Interface::new(setup.iface.clone(), now)
-                        .map_err(RuntimeError::Interface)?;
+                    // The port says which checksums its NIC takes over, for
+                    // IPv4 and ICMP as for TCP.
+                    let mut icfg = setup.iface.clone();
+                    icfg.checksum = caps.checksum;
+                    let iface = Interface::new(icfg, now).map_err(RuntimeError::Interface)?;
                     let tcp = TcpStack::new(setup.tcp, caps.checksum, host_secret(), now);
                     let mut w = Worker::new(iface, dev, tcp, setup.handler, setup.worker, xcore);
                     w.run_in_group(&flag, deadline, &done, size);
