@@ -120,7 +120,8 @@ cleanup() {
     kill "$p" 2>/dev/null || true
     wait "$p" 2>/dev/null || true
   done
-  rm -rf "$work"
+  # The EAL's runtime directories of both sides.
+  rm -rf "$work" "/var/run/dpdk/$tag-server" "/var/run/dpdk/$tag-client"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

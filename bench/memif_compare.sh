@@ -71,6 +71,8 @@ run() {
     { cat "$work/load.err" >&2; exit 1; }
   kill "${pids[-1]}" 2>/dev/null || true
   wait "${pids[-1]}" 2>/dev/null || true
+  # The EAL's runtime directories of both sides.
+  rm -rf "/var/run/dpdk/$sock-s" "/var/run/dpdk/$sock-c"
   python3 - "$work/load.json" "$work/load.out" "$field" "$duration" <<'EOF'
 import json, re, sys
 r = json.load(open(sys.argv[1]))

@@ -48,6 +48,18 @@ fn can_run(tools: &[&str]) -> bool {
     false
 }
 
+/// Removes the EAL runtime directories (`/var/run/dpdk/PREFIX`) of the
+/// file prefixes this test process used, when dropped.
+struct EalDirs(Vec<String>);
+
+impl Drop for EalDirs {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{p}"));
+        }
+    }
+}
+
 /// Kills a child by PID when dropped.
 struct Kill(Child);
 
@@ -73,6 +85,11 @@ fn memif_run(tag: &str, serve: &str, load: &str, port: u16, extra: &[&str]) -> (
     let dir = std::env::temp_dir().join(format!("wsd-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("load.json");
+    let id = std::process::id();
+    let _dirs = EalDirs(vec![
+        format!("wsd{id}{tag}server"),
+        format!("wsd{id}{tag}client"),
+    ]);
     let server = Kill(
         Command::new(bin())
             .args(["serve", serve, "--port", &memif("server", 1, tag)])
@@ -210,6 +227,7 @@ fn tap_serve_http_to_curl_and_wrk() {
         return;
     }
     let ns = Netns::new();
+    let _dirs = EalDirs(vec![format!("wsdt{}", std::process::id())]);
     ns.ok(&["ip", "link", "set", "lo", "up"]);
     let port = format!(
         "dpdk:-l 0 {MEM} --file-prefix wsdt{} --vdev=net_tap0,iface=wsdtap0",
@@ -279,6 +297,12 @@ fn bad_eal_arguments_and_no_device_are_refused_without_a_crash() {
         return;
     }
     let id = std::process::id();
+    let _dirs = EalDirs(
+        ["wsdb", "wsdn", "wsdq"]
+            .iter()
+            .map(|p| format!("{p}{id}"))
+            .collect(),
+    );
     for (spec, want) in [
         (
             format!("dpdk:{MEM} --file-prefix wsdb{id} --no-such-flag"),
