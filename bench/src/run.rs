@@ -153,6 +153,30 @@ fn open_dpdk(spec: &str, _cores: usize) -> anyhow::Result<(Vec<TapDevice>, Vec<u
     )
 }
 
+/// Waits (at most 10 s) for the port's link to come up before a load
+/// starts: frames sent while it is down are lost (a memif client's link
+/// comes up once the server side answers), and the first SYNs would wait
+/// out a retransmission timeout. A server does not wait: its link comes up
+/// when its peers arrive.
+fn wait_link_up<D: Device>(devices: &[D]) {
+    let Some(first) = devices.first() else {
+        return;
+    };
+    let link_up = |d: &D| {
+        let mut c = Vec::new();
+        d.counters(&mut c);
+        c.iter().find(|(k, _)| k == "link_up").map(|(_, v)| *v != 0)
+    };
+    let t0 = std::time::Instant::now();
+    while link_up(first) == Some(false) {
+        if t0.elapsed() > std::time::Duration::from_secs(10) {
+            eprintln!("warning: the link is still down after 10 s; starting anyway");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Runs `wirespeed serve`.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     match &args.port {
@@ -259,10 +283,22 @@ fn drain(
 }
 
 fn engine_line(t: &WorkerSnapshot) -> String {
-    format!(
+    let mut line = format!(
         "engine: {} frames in, {} out, {} retransmits, {} RSTs sent, {} segments steered",
         t.net.eth_rx_frames, t.net.eth_tx_frames, t.retransmits, t.tcp.rst_sent, t.run.steered_out
-    )
+    );
+    // The port driver's counters (AF_XDP, DPDK), the non-zero ones.
+    let device: Vec<String> = t
+        .device
+        .iter()
+        .filter(|(_, v)| *v != 0)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    if !device.is_empty() {
+        line.push_str("\ndevice: ");
+        line.push_str(&device.join(", "));
+    }
+    line
 }
 
 /// Runs `wirespeed load`.
@@ -296,6 +332,7 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         PortSpec::AfXdp(c) => run_load(args, open_af_xdp(c, args.cores)?, &pins(0, args.cores)),
         PortSpec::Dpdk { spec, .. } => {
             let (devices, cores) = open_dpdk(spec, args.cores)?;
+            wait_link_up(&devices);
             run_load(args, devices, &cores)
         }
     }

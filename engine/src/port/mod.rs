@@ -117,4 +117,12 @@ pub trait Device {
     fn buffers_in_use(&self) -> Option<usize> {
         None
     }
+
+    /// The driver's own counters for this queue (and, from queue 0, the
+    /// port's: device statistics, extended statistics, link state), as
+    /// name and value, appended to `out`; for statistics, read about once
+    /// a second. The default has none.
+    fn counters(&self, out: &mut Vec<(String, u64)>) {
+        let _ = out;
+    }
 }

@@ -34,6 +34,9 @@ pub struct WorkerSnapshot {
     /// Buffers of the port's pool currently handed out, where the port
     /// counts them.
     pub buffers_in_use: Option<u64>,
+    /// The port driver's counters ([`Device::counters`]), by name; summed
+    /// by name in a total.
+    pub device: Vec<(String, u64)>,
 }
 
 impl WorkerSnapshot {
@@ -49,6 +52,11 @@ impl WorkerSnapshot {
             dropped_events: core.host.dropped_events(),
             send_errors: core.host.send_errors(),
             buffers_in_use: core.host.lp.dev.buffers_in_use().map(|n| n as u64),
+            device: {
+                let mut d = Vec::new();
+                core.host.lp.dev.counters(&mut d);
+                d
+            },
         }
     }
 
@@ -79,6 +87,12 @@ impl WorkerSnapshot {
                 (Some(a), Some(b)) => Some(a + b),
                 (a, b) => a.or(b),
             };
+            for (k, v) in &s.device {
+                match t.device.iter_mut().find(|(n, _)| n == k) {
+                    Some((_, total)) => *total += v,
+                    None => t.device.push((k.clone(), *v)),
+                }
+            }
         }
         t
     }
@@ -109,6 +123,12 @@ impl WorkerSnapshot {
             .map(|s| (s.name(), self.states[*s as usize]))
             .collect();
         object(&mut o, "states", states);
+        o.push(',');
+        object(
+            &mut o,
+            "device",
+            self.device.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
+        );
         let _ = write!(
             o,
             ",\"connections\":{},\"retransmits\":{},\"dropped_events\":{},\"send_errors\":{},\"buffers_in_use\":{}}}",
@@ -209,9 +229,12 @@ mod tests {
         a.net.eth_rx_frames = 5;
         a.states[State::Established as usize] = 4;
         a.buffers_in_use = Some(10);
+        a.device = vec![("tx_frames".into(), 7), ("port_rx_packets".into(), 100)];
         let mut b = a.clone();
         b.worker = Some(1);
         b.buffers_in_use = None;
+        // Queue 1 reports no port-wide counters.
+        b.device = vec![("tx_frames".into(), 9)];
         let t = WorkerSnapshot::total([&a, &b]);
         assert_eq!(t.worker, None);
         assert_eq!(t.run.rx_frames, 6);
@@ -219,6 +242,13 @@ mod tests {
         assert_eq!(t.net.eth_rx_frames, 10);
         assert_eq!(t.connections(), 8);
         assert_eq!(t.buffers_in_use, Some(10));
+        assert_eq!(
+            t.device,
+            [
+                ("tx_frames".to_string(), 16),
+                ("port_rx_packets".to_string(), 100)
+            ]
+        );
         let j = t.to_json();
         assert!(j.starts_with("{\"worker\":\"total\""));
         for name in [
@@ -226,6 +256,7 @@ mod tests {
             "\"active_opens\":4",
             "\"ESTABLISHED\":8",
             "\"eth_rx_frames\":10",
+            "\"device\":{\"tx_frames\":16,\"port_rx_packets\":100}",
         ] {
             assert!(j.contains(name), "{name} missing in {j}");
         }

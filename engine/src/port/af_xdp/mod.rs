@@ -815,4 +815,32 @@ impl Device for AfXdpDevice {
     fn buffers_in_use(&self) -> Option<usize> {
         Some(self.q.frames as usize - self.free.len())
     }
+
+    /// This queue's counters and its socket's kernel counters (`xsk_*`).
+    fn counters(&self, out: &mut Vec<(String, u64)>) {
+        let s = self.stats;
+        for (k, v) in [
+            ("rx_frames", s.rx_frames),
+            ("tx_frames", s.tx_frames),
+            ("tx_gathered", s.tx_gathered),
+            ("tx_dropped", s.tx_dropped),
+            ("rx_invalid", s.rx_invalid),
+            ("tx_kicks", s.tx_kicks),
+            ("tx_kick_errors", s.tx_kick_errors),
+        ] {
+            out.push((k.to_owned(), v));
+        }
+        if let Some(k) = self.kernel_stats() {
+            for (n, v) in [
+                ("xsk_rx_dropped", k.rx_dropped),
+                ("xsk_rx_invalid_descs", k.rx_invalid_descs),
+                ("xsk_tx_invalid_descs", k.tx_invalid_descs),
+                ("xsk_rx_ring_full", k.rx_ring_full),
+                ("xsk_rx_fill_ring_empty_descs", k.rx_fill_ring_empty_descs),
+                ("xsk_tx_ring_empty_descs", k.tx_ring_empty_descs),
+            ] {
+                out.push((n.to_owned(), v));
+            }
+        }
+    }
 }

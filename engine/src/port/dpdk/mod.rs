@@ -1305,6 +1305,59 @@ impl Device for DpdkDevice {
         // SAFETY: the data pool is live while the port is.
         Some(unsafe { sys::rte_mempool_in_use_count(self.pools.data.as_ptr()) } as usize)
     }
+
+    /// This queue's counters; queue 0 adds the port's: link state and
+    /// speed, the device statistics (`port_*`) and the PMD's extended
+    /// statistics (`xstat_*`), so a total over workers counts them once.
+    fn counters(&self, out: &mut Vec<(String, u64)>) {
+        let s = self.stats;
+        for (k, v) in [
+            ("rx_frames", s.rx_frames),
+            ("tx_frames", s.tx_frames),
+            ("rx_copied", s.rx_copied),
+            ("rx_dropped", s.rx_dropped),
+            ("rx_bad_checksum", s.rx_bad_checksum),
+            ("rx_checked_in_software", s.rx_checked_in_software),
+            ("tx_chained", s.tx_chained),
+            ("tx_copied", s.tx_copied),
+            ("tx_dropped", s.tx_dropped),
+            ("tx_ring_full", s.tx_ring_full),
+            ("alloc_failures", s.alloc_failures),
+        ] {
+            out.push((k.to_owned(), v));
+        }
+        if self.queue != 0 {
+            return;
+        }
+        let (mut speed, mut up, mut duplex) = (0u32, 0u8, 0u8);
+        // SAFETY: valid, started port; the three outputs are writable.
+        if unsafe { sys::wirespeed_link_get(self.port, &mut speed, &mut up, &mut duplex) } == 0 {
+            out.push(("link_up".to_owned(), u64::from(up)));
+            out.push(("link_speed_mbps".to_owned(), u64::from(speed)));
+        }
+        if let Some(p) = self.port_stats() {
+            for (k, v) in [
+                ("port_rx_packets", p.rx_packets),
+                ("port_tx_packets", p.tx_packets),
+                ("port_rx_bytes", p.rx_bytes),
+                ("port_tx_bytes", p.tx_bytes),
+                ("port_rx_missed", p.rx_missed),
+                ("port_rx_errors", p.rx_errors),
+                ("port_tx_errors", p.tx_errors),
+                ("port_rx_nombuf", p.rx_nombuf),
+            ] {
+                out.push((k.to_owned(), v));
+            }
+        }
+        for (k, v) in self.xstats() {
+            // Names go into JSON keys: keep them to [A-Za-z0-9_].
+            let k: String = k
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            out.push((format!("xstat_{k}"), v));
+        }
+    }
 }
 
 #[cfg(test)]
