@@ -61,20 +61,23 @@ fn in_own_process(name: &str, body: fn()) {
         return;
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let out = Command::new(exe)
+    let child = Command::new(exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, name)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run the test binary");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("the test process");
+    // The EAL's runtime directory of the child's own file prefix.
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", eal_prefix(pid)));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("{text}");
-    // The EAL's runtime directory of the default prefix: empty with
-    // --no-shconf; removed when no other test's EAL holds anything there.
-    let _ = std::fs::remove_dir("/var/run/dpdk/rte");
     assert!(out.status.success(), "{name} failed in its process");
     assert!(
         text.contains("1 passed"),
@@ -82,8 +85,18 @@ fn in_own_process(name: &str, body: fn()) {
     );
 }
 
+/// The EAL file prefix of the test process `pid`: each test process has
+/// its own runtime directory, removed by its parent.
+fn eal_prefix(pid: u32) -> String {
+    format!("wsdp{pid}")
+}
+
 fn config(vdevs: &[&str], extra: &str) -> DpdkConfig {
     let mut text = EAL.join(" ");
+    text.push_str(&format!(
+        " --file-prefix {}",
+        eal_prefix(std::process::id())
+    ));
     for v in vdevs {
         text.push_str(&format!(" --vdev={v}"));
     }
